@@ -1,0 +1,113 @@
+//! The `netreach` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use netreach::diag::Diagnostics;
+use netreach::exit;
+use netreach::scenario;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "netreach",
+    version,
+    about = "Proves what a Kubernetes cluster's NetworkPolicies really let through."
+)]
+#[command(after_help = exit_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check scenario files (and the policy files they use); report every problem.
+    Validate {
+        /// Scenario files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print one line per problem instead of snippets.
+        #[arg(long)]
+        short: bool,
+    },
+    /// Run scenarios against a cluster.
+    Run(netreach::run::cli::RunArgs),
+    /// Print the JSON Schema of the scenario format.
+    Schema,
+}
+
+fn exit_help() -> String {
+    let mut s = String::from("Exit codes:\n");
+    for (code, name, what) in exit::TABLE {
+        s.push_str(&format!("  {code}  {name:<15} {what}\n"));
+    }
+    s
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate { paths, short } => validate(&paths, short),
+        Command::Run(args) => netreach::run::cli::main(&args),
+        Command::Schema => {
+            println!("{}", netreach::scenario::schema_json());
+            Ok(exit::SUCCESS)
+        }
+    };
+    match code {
+        Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("netreach: error: {e:#}");
+            ExitCode::from(exit::INFRASTRUCTURE as u8)
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
+    let files = scenario::discover(paths).context("cannot list scenarios")?;
+    if files.is_empty() {
+        anyhow::bail!(
+            "no scenario files (*.yaml, *.yml) under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (mut errors, mut warnings, mut invalid) = (0, 0, 0);
+    for f in &files {
+        let loaded = scenario::load(f);
+        errors += loaded.diagnostics.error_count();
+        warnings += loaded.diagnostics.warning_count();
+        if loaded.scenario.is_none() {
+            invalid += 1;
+        }
+        print_diagnostics(&loaded.diagnostics, short, color);
+    }
+    eprintln!(
+        "validated {} scenario(s): {} valid, {invalid} invalid; {errors} error(s), {warnings} warning(s)",
+        files.len(),
+        files.len() - invalid
+    );
+    Ok(if invalid > 0 {
+        exit::MISMATCH
+    } else {
+        exit::SUCCESS
+    })
+}
+
+fn print_diagnostics(d: &Diagnostics, short: bool, color: bool) {
+    if short {
+        for x in &d.0 {
+            eprintln!("{}", x.to_short_string());
+        }
+    } else {
+        eprint!("{}", d.render(color));
+    }
+}

@@ -1,0 +1,407 @@
+//! The validated model: what a scenario means once every reference, port and name checked out.
+//!
+//! Pure data, no IO and no Kubernetes client types. Built by [`crate::scenario::load`]; consumed
+//! by deployment planning, expectation matrices and reports. Names here are *logical*: a run
+//! maps namespaces to real names through [`crate::names::NamespaceMap`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use crate::policy::{NetworkPolicy, PolicyRef};
+pub use crate::scenario::raw::{Loopback, Verdict, Via};
+
+/// Transport protocol of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// Parses `tcp`/`TCP`/`udp`/`sctp` in any case.
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            "sctp" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// `tcp`, `udp`, `sctp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
+    /// `TCP`, `UDP`, `SCTP` as Kubernetes writes them.
+    pub fn k8s_name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A port number with its protocol, written `80/tcp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortProto {
+    /// 1-65535.
+    pub port: u16,
+    /// The protocol.
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for PortProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.port, self.protocol)
+    }
+}
+
+impl Serialize for PortProto {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A port a pod or external endpoint serves.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ServedPort {
+    /// Number and protocol.
+    pub port: PortProto,
+    /// Name, for named-port policies.
+    pub name: Option<String>,
+}
+
+/// A pod, by logical namespace and name; written `ns/name`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodId {
+    /// Logical namespace.
+    pub ns: String,
+    /// Pod name.
+    pub name: String,
+}
+
+impl PodId {
+    /// Builds one.
+    pub fn new(ns: impl Into<String>, name: impl Into<String>) -> Self {
+        PodId {
+            ns: ns.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for PodId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ns, self.name)
+    }
+}
+
+impl Serialize for PodId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A namespace of the scenario.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Namespace {
+    /// Logical name (for `existing` namespaces also the real one).
+    pub name: String,
+    /// Labels netreach sets.
+    pub labels: BTreeMap<String, String>,
+    /// Exists in the cluster already; never created, renamed, relabelled or deleted.
+    pub existing: bool,
+}
+
+/// A probe pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    /// Namespace and name.
+    pub id: PodId,
+    /// Labels at deployment (steps may change them).
+    pub labels: BTreeMap<String, String>,
+    /// Ports it serves.
+    pub ports: Vec<ServedPort>,
+}
+
+impl Pod {
+    /// Whether it serves `p`.
+    pub fn serves(&self, p: PortProto) -> bool {
+        self.ports.iter().any(|s| s.port == p)
+    }
+}
+
+/// An endpoint outside the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct External {
+    /// Its name (`ext:<name>`).
+    pub name: String,
+    /// Ports it serves.
+    pub ports: Vec<ServedPort>,
+}
+
+/// What a probe is aimed at.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// A probe pod.
+    Pod(PodId),
+    /// An endpoint outside the cluster (`ext:<name>`).
+    External(String),
+    /// A DNS name to resolve (`dns:<name>`).
+    Name(String),
+}
+
+impl Target {
+    /// The pod, if it is one.
+    pub fn pod(&self) -> Option<&PodId> {
+        match self {
+            Target::Pod(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Pod(p) => p.fmt(f),
+            Target::External(e) => write!(f, "ext:{e}"),
+            Target::Name(n) => write!(f, "dns:{n}"),
+        }
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One cell of a reachability matrix: from a pod to a target on a port, by some route.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct CellKey {
+    /// Source pod.
+    pub from: PodId,
+    /// Target.
+    pub to: Target,
+    /// Port (absent for DNS-resolution cells).
+    pub port: Option<PortProto>,
+    /// Route (absent for DNS-resolution cells).
+    pub via: Option<Via>,
+}
+
+impl CellKey {
+    /// Whether source and target are the same pod.
+    pub fn is_loopback(&self) -> bool {
+        matches!(&self.to, Target::Pod(p) if *p == self.from)
+    }
+}
+
+impl fmt::Display for CellKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.from, self.to)?;
+        if let Some(p) = self.port {
+            write!(f, " {p}")?;
+        }
+        if let Some(v) = self.via {
+            if v != Via::Ip {
+                write!(f, " via {}", v.as_str())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Via {
+    /// `ip`, `service`, `dns`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Ip => "ip",
+            Via::Service => "service",
+            Via::Dns => "dns",
+        }
+    }
+}
+
+impl Verdict {
+    /// `allow` / `block`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Block => "block",
+        }
+    }
+}
+
+/// Where a cell's expectation came from, for reports ("block rule at line 32").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// `default`, `allow`, `block`, `table` or `loopback`.
+    pub kind: &'static str,
+    /// Line in the scenario file (0 for the implicit loopback rule).
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{} setting", self.kind)
+        } else {
+            write!(f, "{} at line {}", self.kind, self.line)
+        }
+    }
+}
+
+/// The expectation of one cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    /// Allowed or blocked.
+    pub verdict: Verdict,
+    /// Which entry decided it.
+    pub origin: Origin,
+}
+
+/// What a step expects of every probed cell (every cell has exactly one expectation).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExpectedMatrix {
+    /// Cell by cell, ordered.
+    pub cells: BTreeMap<CellKey, Expected>,
+}
+
+/// One action a step performs on the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Delete a policy that is in force.
+    DeletePolicy(PolicyRef),
+    /// Replace a policy that is in force with a new version.
+    ReplacePolicy(NetworkPolicy),
+    /// Create a policy.
+    ApplyPolicy(NetworkPolicy),
+    /// Change a pod's labels (`None` removes a label).
+    RelabelPod {
+        /// The pod.
+        pod: PodId,
+        /// Labels to set or remove.
+        labels: BTreeMap<String, Option<String>>,
+    },
+    /// Change a namespace's labels (`None` removes a label).
+    RelabelNamespace {
+        /// Logical namespace.
+        ns: String,
+        /// Labels to set or remove.
+        labels: BTreeMap<String, Option<String>>,
+    },
+}
+
+/// A step: actions, then expectations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// 1-based position.
+    pub index: usize,
+    /// Name for reports.
+    pub name: String,
+    /// Line of the step in the scenario file.
+    pub line: usize,
+    /// Actions in execution order (deletes, replaces, applies, relabels).
+    pub actions: Vec<Action>,
+    /// What must hold afterwards.
+    pub expected: ExpectedMatrix,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// The file stem: the test name.
+    pub id: String,
+    /// The folder the file is in: the test group.
+    pub group: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Title (defaults to the id).
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Namespaces, in declaration order.
+    pub namespaces: Vec<Namespace>,
+    /// Pods, in declaration order.
+    pub pods: Vec<Pod>,
+    /// External endpoints.
+    pub externals: Vec<External>,
+    /// How loopback cells are judged.
+    pub loopback: Loopback,
+    /// The probed cells, the same for every step.
+    pub cells: Vec<CellKey>,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// `group/id`, the full test name.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.group, self.id)
+    }
+
+    /// The pod with this id.
+    pub fn pod(&self, id: &PodId) -> Option<&Pod> {
+        self.pods.iter().find(|p| &p.id == id)
+    }
+
+    /// The namespace with this logical name.
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// The external endpoint with this name.
+    pub fn external(&self, name: &str) -> Option<&External> {
+        self.externals.iter().find(|e| e.name == name)
+    }
+
+    /// The ports a target serves (empty for DNS names).
+    pub fn served_ports(&self, t: &Target) -> &[ServedPort] {
+        match t {
+            Target::Pod(p) => self.pod(p).map_or(&[], |p| p.ports.as_slice()),
+            Target::External(e) => self.external(e).map_or(&[], |e| e.ports.as_slice()),
+            Target::Name(_) => &[],
+        }
+    }
+
+    /// Pods that need a Service in front of them (targets of `via: service` or `via: dns`).
+    pub fn pods_needing_service(&self) -> Vec<PodId> {
+        let mut v: Vec<PodId> = self
+            .cells
+            .iter()
+            .filter(|c| matches!(c.via, Some(Via::Service | Via::Dns)))
+            .filter_map(|c| c.to.pod().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Whether any step probes a DNS name or connects via DNS.
+    pub fn uses_dns(&self) -> bool {
+        self.cells
+            .iter()
+            .any(|c| matches!(c.to, Target::Name(_)) || c.via == Some(Via::Dns))
+    }
+}
