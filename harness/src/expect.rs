@@ -247,21 +247,23 @@ pub fn expand(
         Loopback::Rules => None,
     };
     if let Some(v) = forced {
+        let mut reported = BTreeSet::new();
         for k in s.cells.iter().filter(|k| k.is_loopback()) {
-            if let (Some(pos), Some(cur)) = (st.explicit.get(k), st.cells.get(k)) {
-                if cur.verdict != v {
-                    let setting = if v == Verdict::Allow {
-                        "allow"
-                    } else {
-                        "block"
-                    };
-                    sink.error(
+            if let (Some(pos), Some(cur)) = (st.explicit.get(k), st.cells.get(k))
+                && cur.verdict != v
+                && reported.insert((pos.line, pos.col))
+            {
+                let setting = if v == Verdict::Allow {
+                    "allow"
+                } else {
+                    "block"
+                };
+                sink.error(
                         Code::LoopbackConflict,
                         *pos,
                         format!("this expects `{k}` to {}, but `loopback: {setting}` decides loopback cells", cur.verdict.as_str()),
                     )
                     .help("set `loopback: rules` at the top of the scenario to judge loopback cells by the rules");
-                }
             }
             st.set(
                 k,
@@ -339,25 +341,24 @@ fn apply_rule(
     };
     let via = rule.via.as_ref().map(|v| v.value);
     // Literal references to undeclared things are reported as such, not as "matches nothing".
-    if let (Some(f), Some(pp)) = (&rule.from, &from) {
-        if pp.is_literal()
-            && s.pod(&PodId::new(pp.ns.as_str(), pp.name.as_str()))
-                .is_none()
-        {
-            sink.error_at(Code::UnknownPod, f, format!("pod `{pp}` is not declared"));
-            return;
-        }
+    if let (Some(f), Some(pp)) = (&rule.from, &from)
+        && pp.is_literal()
+        && s.pod(&PodId::new(pp.ns.as_str(), pp.name.as_str()))
+            .is_none()
+    {
+        sink.error_at(Code::UnknownPod, f, format!("pod `{pp}` is not declared"));
+        return;
     }
-    if let (Some(t), Some(tp)) = (&rule.to, &to) {
-        if let Some(msg) = undeclared_target(s, tp) {
-            let code = if matches!(tp, TargetPattern::External(_)) {
-                Code::UnknownExternal
-            } else {
-                Code::UnknownPod
-            };
-            sink.error_at(code, t, msg);
-            return;
-        }
+    if let (Some(t), Some(tp)) = (&rule.to, &to)
+        && let Some(msg) = undeclared_target(s, tp)
+    {
+        let code = if matches!(tp, TargetPattern::External(_)) {
+            Code::UnknownExternal
+        } else {
+            Code::UnknownPod
+        };
+        sink.error_at(code, t, msg);
+        return;
     }
     let explicit = from.as_ref().is_some_and(PodPattern::is_literal)
         && to.as_ref().is_some_and(TargetPattern::is_literal);
@@ -480,16 +481,16 @@ fn apply_table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, t: &Sp<RawTabl
                 );
                 ok = false;
             }
-            if let PortPattern::Exact(pp) = &port {
-                if !s.served_ports(tg).iter().any(|sp| sp.port == *pp) {
-                    sink.error(
-                        Code::PortNotServed,
-                        pos,
-                        format!("table is for port {pp}, but `{name}` does not serve it"),
-                    )
-                    .help("drop the column, or make one table per port");
-                    ok = false;
-                }
+            if let PortPattern::Exact(pp) = &port
+                && !s.served_ports(tg).iter().any(|sp| sp.port == *pp)
+            {
+                sink.error(
+                    Code::PortNotServed,
+                    pos,
+                    format!("table is for port {pp}, but `{name}` does not serve it"),
+                )
+                .help("drop the column, or make one table per port");
+                ok = false;
             }
         } else {
             ok = false;

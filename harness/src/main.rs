@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         Command::Validate { paths, short } => validate(&paths, short),
         Command::Run(args) => netreach::run::cli::main(&args),
         Command::Schema => {
-            println!("{}", netreach::scenario::schema_json());
+            print!("{}", netreach::scenario::schema_json());
             Ok(exit::SUCCESS)
         }
     };

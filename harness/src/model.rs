@@ -223,10 +223,10 @@ impl fmt::Display for CellKey {
         if let Some(p) = self.port {
             write!(f, " {p}")?;
         }
-        if let Some(v) = self.via {
-            if v != Via::Ip {
-                write!(f, " via {}", v.as_str())?;
-            }
+        if let Some(v) = self.via
+            && v != Via::Ip
+        {
+            write!(f, " via {}", v.as_str())?;
         }
         Ok(())
     }

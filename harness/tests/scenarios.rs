@@ -1,1 +1,118 @@
-fn main() {}
+//! Cluster tests: one test per scenario file, its steps in order, run against the cluster of the
+//! kubeconfig context named by `NETREACH_CONTEXT`.
+//!
+//! - Test names are the file stem, grouped (libtest "kind") by the folder: `[scenarios] three-tier`.
+//! - `--list` only lists files: it never reads a kubeconfig or contacts a cluster.
+//! - `NETREACH_CONTEXT` unset: each test is ignored with that reason (never passed).
+//!   Set: the test runs against that context and fails when the cluster cannot be used.
+//!   The ambient (current) kube context is never used.
+//! - An invalid scenario fails its test whatever the context.
+//! - `NETREACH_SCENARIOS=<dir>[:<dir>…]` replaces the default `scenarios/` folder.
+//! - `NETREACH_REPORT_DIR=<dir>` writes `junit.xml` and `report.json` there after the run
+//!   (libtest-mimic accepts only libtest's own flags, so reports are configured through the
+//!   environment).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use netreach::names::Naming;
+use netreach::report::{self, ScenarioReport, ScenarioStatus};
+use netreach::run::{RunOptions, new_run_id, run_scenario};
+use netreach::{cluster, scenario};
+
+fn scenario_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("NETREACH_SCENARIOS") {
+        Some(v) => std::env::split_paths(&v).collect(),
+        None => vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")],
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let files = match scenario::discover(&scenario_dirs()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cannot list scenarios: {e}");
+            std::process::exit(101);
+        }
+    };
+    let context = std::env::var("NETREACH_CONTEXT")
+        .ok()
+        .filter(|c| !c.is_empty());
+    let reports: Arc<Mutex<Vec<ScenarioReport>>> = Arc::default();
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            let group = path
+                .parent()
+                .and_then(Path::file_name)
+                .map_or_else(|| ".".to_owned(), |n| n.to_string_lossy().into_owned());
+            let name = path.file_stem().map_or_else(
+                || "scenario".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let context = context.clone();
+            let reports = Arc::clone(&reports);
+            Trial::ignorable_test(name, move || run_one(&path, context.as_deref(), &reports))
+                .with_kind(group)
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(dir) = std::env::var_os("NETREACH_REPORT_DIR") {
+        let reports = reports.lock().map(|r| r.clone()).unwrap_or_default();
+        if let Err(e) = write_reports(Path::new(&dir), &reports) {
+            eprintln!("cannot write reports to {}: {e}", Path::new(&dir).display());
+            std::process::exit(101);
+        }
+    }
+    conclusion.exit();
+}
+
+fn run_one(
+    path: &Path,
+    context: Option<&str>,
+    reports: &Mutex<Vec<ScenarioReport>>,
+) -> Result<Completion, Failed> {
+    let loaded = scenario::load(path);
+    let Some(s) = loaded.scenario else {
+        return Err(format!("invalid scenario:\n{}", loaded.diagnostics.render(false)).into());
+    };
+    let Some(context) = context else {
+        return Ok(Completion::ignored_with(
+            "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly (`cargo xtask test` sets it)",
+        ));
+    };
+    let report = match cluster::connect(context) {
+        Ok(mut c) => {
+            let opts = RunOptions {
+                naming: Naming::PerRun {
+                    run_id: new_run_id(),
+                },
+                keep: false,
+            };
+            run_scenario(&s, c.as_mut(), &opts, &mut |_| {})
+        }
+        Err(e) => ScenarioReport::not_run(&s, e.to_string()),
+    };
+    let text = report::text::render_scenario(&report);
+    let status = report.status;
+    let unsupported = report.counts.unsupported;
+    if let Ok(mut r) = reports.lock() {
+        r.push(report);
+    }
+    match status {
+        ScenarioStatus::Passed => Ok(Completion::Completed),
+        ScenarioStatus::Unsupported => Ok(Completion::ignored_with(format!(
+            "{unsupported} cell(s) cannot be tested on this cluster"
+        ))),
+        ScenarioStatus::Failed | ScenarioStatus::Error => Err(text.into()),
+    }
+}
+
+fn write_reports(dir: &Path, reports: &[ScenarioReport]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("junit.xml"), report::junit::render(reports))?;
+    std::fs::write(dir.join("report.json"), report::json::render(reports))
+}

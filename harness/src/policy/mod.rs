@@ -582,15 +582,15 @@ fn check_peer(p: RawPeer, cx: &PolicyContext<'_>, sink: &mut Sink<'_>) -> Option
             let except: Vec<AddrExpr> = except.into_iter().collect::<Option<_>>()?;
             if let AddrExpr::Literal(outer) = &cidr {
                 for (e, raw) in except.iter().zip(&ib.except) {
-                    if let AddrExpr::Literal(inner) = e {
-                        if !outer.contains(inner) || inner == outer {
-                            sink.error_at(
-                                Code::InvalidCidr,
-                                raw,
-                                format!("except `{inner}` is not strictly inside cidr `{outer}`"),
-                            )
-                            .help("every `except` entry must be a smaller block within `cidr`");
-                        }
+                    if let AddrExpr::Literal(inner) = e
+                        && (!outer.contains(inner) || inner == outer)
+                    {
+                        sink.error_at(
+                            Code::InvalidCidr,
+                            raw,
+                            format!("except `{inner}` is not strictly inside cidr `{outer}`"),
+                        )
+                        .help("every `except` entry must be a smaller block within `cidr`");
                     }
                 }
             }

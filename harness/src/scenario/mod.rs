@@ -259,3 +259,6 @@ pub fn schema_json() -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests;

@@ -412,10 +412,10 @@ fn match_sources(c: &mut Checker<'_>, s: &Scenario, at: Option<&Sp<String>>) -> 
         .filter(|p| pat.matches(&p.id.ns, &p.id.name))
         .map(|p| p.id.clone())
         .collect();
-    if found.is_empty() {
-        if let Some(at) = at {
-            report_no_pod(c, s, at, &pat);
-        }
+    if found.is_empty()
+        && let Some(at) = at
+    {
+        report_no_pod(c, s, at, &pat);
     }
     found
 }
@@ -691,15 +691,15 @@ fn check_step(
                 );
                 bad = true;
             }
-            if let Some(v) = v {
-                if let Err(e) = check_label_value(v) {
-                    c.err(
-                        Code::InvalidLabel,
-                        &rl.labels,
-                        format!("label value `{v}` {e}"),
-                    );
-                    bad = true;
-                }
+            if let Some(v) = v
+                && let Err(e) = check_label_value(v)
+            {
+                c.err(
+                    Code::InvalidLabel,
+                    &rl.labels,
+                    format!("label value `{v}` {e}"),
+                );
+                bad = true;
             }
             if k == NAMESPACE_NAME_LABEL {
                 c.err(

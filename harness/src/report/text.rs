@@ -1,0 +1,364 @@
+//! Plain-text reports: a line per scenario, and for every step that did not pass cleanly the
+//! expected / observed / comparison truth tables (the Kubernetes netpol e2e suite's form) and
+//! each disagreeing cell with its reason and a command that reproduces it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::{ScenarioReport, ScenarioStatus, StepReport};
+use crate::model::{CellKey, PortProto, Target, Verdict, Via};
+use crate::verdict::{CellResult, Status};
+
+/// The legend printed under comparison tables.
+pub const LEGEND: &str = "expected/observed: . allowed, X blocked, D DNS failure, U unsupported, E probe error; \
+comparison: . agrees, X disagrees, U unsupported, E error";
+
+/// One scenario: a headline, then details for every step that is not clean.
+pub fn render_scenario(r: &ScenarioReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", headline(r));
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    for s in &r.steps {
+        render_step(&mut out, s);
+    }
+    if let Some(e) = &r.teardown_error {
+        let _ = writeln!(
+            out,
+            "  cleanup error: {e} (namespaces of run {} may be left over)",
+            r.run_id
+        );
+    }
+    if r.kept && !r.namespaces.is_empty() {
+        let names: Vec<&str> = r.namespaces.iter().map(|(_, real)| real.as_str()).collect();
+        let _ = writeln!(out, "  kept namespaces: {}", names.join(", "));
+    }
+    out
+}
+
+/// `PASS scenarios/x: 3 steps, 45 cells: 45 pass (1.2 s)`.
+pub fn headline(r: &ScenarioReport) -> String {
+    let word = match r.status {
+        ScenarioStatus::Passed => "PASS",
+        ScenarioStatus::Failed => "FAIL",
+        ScenarioStatus::Error => "ERROR",
+        ScenarioStatus::Unsupported => "UNSUPPORTED",
+    };
+    let c = r.counts;
+    let mut parts = vec![format!("{} pass", c.pass)];
+    for (n, what) in [
+        (c.fail, "fail"),
+        (c.error, "error"),
+        (c.unsupported, "unsupported"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    format!(
+        "{word} {}: {} step(s), {} cell(s): {} ({:.1} s)",
+        r.full_name(),
+        r.steps.len(),
+        c.total(),
+        parts.join(", "),
+        r.duration_ms as f64 / 1000.0
+    )
+}
+
+/// The details of one step (nothing for a clean step but one line).
+pub fn render_step(out: &mut String, s: &StepReport) {
+    let title = format!("step {} \"{}\"", s.index, s.name);
+    if !s.ran {
+        let _ = writeln!(out, "  {title}: not run");
+        return;
+    }
+    if let Some(e) = &s.error {
+        let _ = writeln!(out, "  {title}: error: {e}");
+        return;
+    }
+    if s.is_clean() {
+        let _ = writeln!(out, "  {title}: {} cell(s) agree", s.counts.pass);
+        return;
+    }
+    let c = s.counts;
+    let _ = writeln!(
+        out,
+        "  {title}: {} of {} cell(s) disagree, {} error(s), {} unsupported",
+        c.fail,
+        c.total(),
+        c.error,
+        c.unsupported
+    );
+    for (group, cells) in groups(&s.results) {
+        if cells.iter().all(|r| r.status == Status::Pass) {
+            continue;
+        }
+        let _ = writeln!(out, "\n    {group}");
+        render_tables(out, &cells);
+    }
+    let _ = writeln!(out, "    ({LEGEND})\n");
+    for r in s.results.iter().filter(|r| r.status != Status::Pass) {
+        render_cell(out, r);
+    }
+}
+
+/// One non-passing cell: what, expected (and why), observed (and why), repro command.
+pub fn render_cell(out: &mut String, r: &CellResult) {
+    let tag = match r.status {
+        Status::Pass => "PASS",
+        Status::Fail => "MISMATCH",
+        Status::Unsupported => "UNSUPPORTED",
+        Status::Error => "ERROR",
+    };
+    let _ = writeln!(
+        out,
+        "    {tag} {}: expected {} ({}), observed {} ({})",
+        r.cell,
+        match r.expected.verdict {
+            Verdict::Allow => "allowed",
+            Verdict::Block => "blocked",
+        },
+        r.expected.origin,
+        r.observed,
+        r.why
+    );
+    let mut facts = Vec::new();
+    if let Some(ms) = r.detail.elapsed_ms {
+        facts.push(format!("{ms} ms"));
+    }
+    if let Some(code) = r.detail.exit_code {
+        facts.push(format!("exit {code}"));
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(out, "      probe: {}", facts.join(", "));
+    }
+    if let Some(o) = &r.detail.output {
+        let _ = writeln!(out, "      output: {o}");
+    }
+    if let Some(cmd) = &r.detail.command {
+        let _ = writeln!(out, "      repro: {cmd}");
+    }
+}
+
+/// Sort key of a table group: resolution cells last, then port and route.
+type GroupKey = (u8, Option<PortProto>, Option<Via>);
+
+/// Groups cells by port and route: `80/tcp via ip`, `dns`.
+fn groups(results: &[CellResult]) -> BTreeMap<String, Vec<&CellResult>> {
+    let mut g: BTreeMap<GroupKey, Vec<&CellResult>> = BTreeMap::new();
+    for r in results {
+        let kind = u8::from(matches!(r.cell.to, Target::Name(_)));
+        g.entry((kind, r.cell.port, r.cell.via))
+            .or_default()
+            .push(r);
+    }
+    g.into_iter()
+        .map(|((kind, port, via), v)| {
+            let name = if kind == 1 {
+                "name resolution".to_owned()
+            } else {
+                format!(
+                    "{} via {}",
+                    port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                    via.map_or("ip", Via::as_str)
+                )
+            };
+            (name, v)
+        })
+        .collect()
+}
+
+/// Expected, observed and comparison tables for one group.
+fn render_tables(out: &mut String, cells: &[&CellResult]) {
+    let rows: BTreeSet<String> = cells.iter().map(|r| r.cell.from.to_string()).collect();
+    let cols: BTreeSet<String> = cells.iter().map(|r| r.cell.to.to_string()).collect();
+    let by: BTreeMap<(String, String), &CellResult> = cells
+        .iter()
+        .map(|r| ((r.cell.from.to_string(), r.cell.to.to_string()), *r))
+        .collect();
+    let rows: Vec<String> = rows.into_iter().collect();
+    let cols: Vec<String> = cols.into_iter().collect();
+    let table = |title: &str, sym: &dyn Fn(&CellResult) -> char| -> String {
+        truth_table(title, &rows, &cols, &|r, c| {
+            by.get(&(r.to_owned(), c.to_owned())).map(|x| sym(x))
+        })
+    };
+    out.push_str(&indent(
+        &table("expected", &|r| {
+            if r.expected.verdict == Verdict::Allow {
+                '.'
+            } else {
+                'X'
+            }
+        }),
+        4,
+    ));
+    out.push_str(&indent(&table("observed", &|r| r.observed.symbol()), 4));
+    out.push_str(&indent(
+        &table("comparison", &|r| match r.status {
+            Status::Pass => '.',
+            Status::Fail => 'X',
+            Status::Unsupported => 'U',
+            Status::Error => 'E',
+        }),
+        4,
+    ));
+}
+
+/// A truth table: rows are sources, columns targets; a blank where no cell was probed.
+pub fn truth_table(
+    title: &str,
+    rows: &[String],
+    cols: &[String],
+    cell: &dyn Fn(&str, &str) -> Option<char>,
+) -> String {
+    let row_w = rows
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max(title.len());
+    let mut out = format!("{title:<row_w$}");
+    for c in cols {
+        let _ = write!(out, " {c}");
+    }
+    out.push('\n');
+    for r in rows {
+        let _ = write!(out, "{r:<row_w$}");
+        for c in cols {
+            let sym = cell(r, c).unwrap_or(' ');
+            let _ = write!(out, " {sym:<w$}", w = c.len());
+        }
+        // No trailing blanks.
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
+    out
+}
+
+fn indent(s: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    s.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// The closing summary of a run.
+pub fn render_summary(reports: &[ScenarioReport]) -> String {
+    let count = |st: ScenarioStatus| reports.iter().filter(|r| r.status == st).count();
+    let mut cells = crate::verdict::Counts::default();
+    for r in reports {
+        cells.merge(r.counts);
+    }
+    format!(
+        "\nnetreach: {} scenario(s): {} passed, {} failed, {} error, {} unsupported; cells: {} pass, {} fail, {} error, {} unsupported\n",
+        reports.len(),
+        count(ScenarioStatus::Passed),
+        count(ScenarioStatus::Failed),
+        count(ScenarioStatus::Error),
+        count(ScenarioStatus::Unsupported),
+        cells.pass,
+        cells.fail,
+        cells.error,
+        cells.unsupported
+    )
+}
+
+/// The expected matrix of a step as truth tables (for `netreach` users checking what a
+/// scenario says before running it).
+pub fn render_expected(cells: &BTreeMap<CellKey, crate::model::Expected>) -> String {
+    let mut groups: BTreeMap<String, Vec<(&CellKey, Verdict)>> = BTreeMap::new();
+    for (k, e) in cells {
+        let g = match (&k.to, k.port) {
+            (Target::Name(_), _) => "name resolution".to_owned(),
+            (_, p) => format!(
+                "{} via {}",
+                p.map_or_else(|| "?".into(), |p| p.to_string()),
+                k.via.map_or("ip", Via::as_str)
+            ),
+        };
+        groups.entry(g).or_default().push((k, e.verdict));
+    }
+    let mut out = String::new();
+    for (g, v) in groups {
+        let rows: Vec<String> = v
+            .iter()
+            .map(|(k, _)| k.from.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cols: Vec<String> = v
+            .iter()
+            .map(|(k, _)| k.to.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let m: BTreeMap<(String, String), Verdict> = v
+            .iter()
+            .map(|(k, vd)| ((k.from.to_string(), k.to.to_string()), *vd))
+            .collect();
+        out.push_str(&truth_table(&g, &rows, &cols, &|r, c| {
+            m.get(&(r.to_owned(), c.to_owned()))
+                .map(|v| if *v == Verdict::Allow { '.' } else { 'X' })
+        }));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata;
+
+    #[test]
+    fn mismatch_report() {
+        let text = render_scenario(&testdata::mismatch());
+        let want = r#"FAIL scenarios/tiny: 1 step(s), 6 cell(s): 5 pass, 1 fail (1.2 s)
+  step 1 "deny into b": 1 of 6 cell(s) disagree, 0 error(s), 0 unsupported
+
+    80/tcp via ip
+    expected x/a x/b
+    x/a      .   X
+    x/b      .   .
+    observed x/a x/b
+    x/a      .   .
+    x/b      .   .
+    comparison x/a x/b
+    x/a        .   X
+    x/b        .   .
+    (expected/observed: . allowed, X blocked, D DNS failure, U unsupported, E probe error; comparison: . agrees, X disagrees, U unsupported, E error)
+
+    MISMATCH x/a -> x/b 80/tcp: expected blocked (table at line 12), observed allowed (connected)
+      probe: 3 ms
+      repro: kubectl exec -n x-r1d2e3 a -- nc -z -w 1 <ip> 80
+"#;
+        assert_eq!(text, want, "\n--- got ---\n{text}");
+    }
+
+    #[test]
+    fn infrastructure_error_report() {
+        let text = render_scenario(&testdata::infra_error());
+        assert!(
+            text.starts_with("ERROR scenarios/tiny: 1 step(s), 6 cell(s): 5 pass, 1 error"),
+            "{text}"
+        );
+        assert!(text.contains("ERROR x/b -> x/a 80/tcp: expected allowed (table at line 12), observed error (exec lost: stream closed)"), "{text}");
+        // Refused on a served port counted as blocked, so that cell passed.
+        assert!(!text.contains("x/a -> x/b 80/tcp: expected"), "{text}");
+    }
+
+    #[test]
+    fn truth_table_layout() {
+        let rows = vec!["x/a".to_owned(), "long/name".to_owned()];
+        let cols = vec!["x/a".to_owned(), "y/b".to_owned()];
+        let t = truth_table("-", &rows, &cols, &|r, c| {
+            if r == "x/a" && c == "y/b" {
+                None
+            } else {
+                Some('X')
+            }
+        });
+        assert_eq!(t, "-         x/a y/b\nx/a       X\nlong/name X   X\n");
+    }
+}
