@@ -377,6 +377,44 @@ fn apply_rule(
         }
     }
     if n == 0 {
+        // A literal target that does not serve the port is the likely cause: say so, at the port.
+        if let (Some(sp), Some(tp)) = (&rule.port, &to)
+            && tp.is_literal()
+            && port != PortPattern::Any
+        {
+            let target = match tp {
+                TargetPattern::Pod(pp) => {
+                    Some(Target::Pod(PodId::new(pp.ns.as_str(), pp.name.as_str())))
+                }
+                TargetPattern::External(g) => Some(Target::External(g.as_str().to_owned())),
+                TargetPattern::Name(_) => None,
+            };
+            if let Some(t) = target {
+                let served: Vec<String> = s
+                    .served_ports(&t)
+                    .iter()
+                    .map(|p| p.port.to_string())
+                    .collect();
+                let serves = |q: &crate::model::ServedPort| match &port {
+                    PortPattern::Exact(pp) => q.port == *pp,
+                    PortPattern::Named(n) => q.name.as_deref() == Some(n.as_str()),
+                    PortPattern::Any => true,
+                };
+                if !s.served_ports(&t).iter().any(serves) {
+                    sink.error_at(
+                        Code::PortNotServed,
+                        sp,
+                        format!("`{t}` does not serve port {port}"),
+                    )
+                    .help(if served.is_empty() {
+                        format!("`{t}` serves no ports")
+                    } else {
+                        format!("`{t}` serves {}", served.join(", "))
+                    });
+                    return;
+                }
+            }
+        }
         let at = rule
             .to
             .as_ref()

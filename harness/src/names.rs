@@ -29,6 +29,14 @@ pub enum NameError {
     /// Contains a character that is not allowed or starts/ends wrongly.
     #[error("{0}")]
     Charset(&'static str),
+    /// One part of a compound name is wrong.
+    #[error("has a {part} that {inner}")]
+    Part {
+        /// Which part.
+        part: &'static str,
+        /// What is wrong with it.
+        inner: Box<NameError>,
+    },
 }
 
 /// Checks an RFC 1123 DNS label (namespace names, pod names, Service names).
@@ -153,8 +161,14 @@ fn check_label_name(s: &str) -> Result<(), NameError> {
 pub fn check_label_key(s: &str) -> Result<(), NameError> {
     match s.split_once('/') {
         Some((prefix, name)) => {
-            check_dns_subdomain(prefix)?;
-            check_label_name(name)
+            check_dns_subdomain(prefix).map_err(|e| NameError::Part {
+                part: "prefix (before '/')",
+                inner: Box::new(e),
+            })?;
+            check_label_name(name).map_err(|e| NameError::Part {
+                part: "name (after '/')",
+                inner: Box::new(e),
+            })
         }
         None => check_label_name(s),
     }

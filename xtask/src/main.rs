@@ -15,7 +15,6 @@ tasks:
   test     run the whole test suite (unit, fixtures, cluster tests)
   run      run the shipped scenarios against a kind cluster
   schema   regenerate docs/scenario.schema.json from the Rust types
-  ci       what CI runs: formatting, clippy, then `test`
 ";
 
 fn main() -> Result<()> {
@@ -26,7 +25,6 @@ fn main() -> Result<()> {
         "test" => test(),
         "run" => run(),
         "schema" => schema(&root),
-        "ci" => ci(),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -108,18 +106,4 @@ fn schema(root: &Path) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
-}
-
-fn ci() -> Result<()> {
-    status(cargo().args(["fmt", "--all", "--check"]))?;
-    status(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    test()
 }

@@ -472,29 +472,9 @@ pub fn check_policy(
             None
         }
     };
-    if let Some(ns) = ns {
-        match cx.namespaces.get(&ns.value) {
-            None => {
-                sink.error_at(
-                    Code::UnknownNamespace,
-                    ns,
-                    format!(
-                        "policy `{}` is in namespace `{}`, which the scenario does not declare",
-                        name.value, ns.value
-                    ),
-                )
-                .help(declared_help(cx.namespaces.keys()));
-            }
-            Some(true) => {
-                sink.error_at(
-                    Code::ExistingNamespace,
-                    ns,
-                    format!("policy `{}` would be applied in `{}`, a namespace that is not the scenario's", name.value, ns.value),
-                )
-                .help("netreach never changes namespaces marked `existing`; put the policy in one of the scenario's own namespaces");
-            }
-            Some(false) => {}
-        }
+    // A namespace given next to `file:`/`inline:` is checked once by the caller, in the scenario.
+    if let Some(ns) = &raw.metadata.namespace {
+        check_namespace(ns, &format!("policy `{}`", name.value), cx, sink);
     }
     let spec = raw.spec.unwrap_or_default();
     let pod_selector = check_selector(spec.pod_selector.as_ref(), false, cx, sink);
@@ -544,6 +524,39 @@ pub fn check_policy(
     })
 }
 
+/// Checks that a policy's namespace is one of the scenario's own. Returns whether it is.
+pub fn check_namespace(
+    ns: &Sp<String>,
+    what: &str,
+    cx: &PolicyContext<'_>,
+    sink: &mut Sink<'_>,
+) -> bool {
+    match cx.namespaces.get(&ns.value) {
+        None => {
+            sink.error_at(
+                Code::UnknownNamespace,
+                ns,
+                format!(
+                    "{what} is in namespace `{}`, which the scenario does not declare",
+                    ns.value
+                ),
+            )
+            .help(declared_help(cx.namespaces.keys()));
+            false
+        }
+        Some(true) => {
+            sink.error_at(
+                Code::ExistingNamespace,
+                ns,
+                format!("{what} would be applied in `{}`, a namespace that is not the scenario's", ns.value),
+            )
+            .help("netreach never changes namespaces marked `existing`; put the policy in one of the scenario's own namespaces");
+            false
+        }
+        Some(false) => true,
+    }
+}
+
 fn declared_help<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<&str> = names.map(String::as_str).collect();
     if names.is_empty() {
@@ -558,31 +571,27 @@ fn declared_help<'a>(names: impl Iterator<Item = &'a String>) -> String {
 }
 
 fn check_rule(
-    peers: Option<Vec<RawPeer>>,
+    peers: Option<Vec<Sp<RawPeer>>>,
     ports: Option<Vec<RawPolicyPort>>,
     cx: &PolicyContext<'_>,
     sink: &mut Sink<'_>,
 ) -> Rule {
-    let peers = peers.map(|ps| {
-        ps.into_iter()
-            .filter_map(|p| check_peer(p, cx, sink))
-            .collect()
-    });
+    let peers = peers.map(|ps| ps.iter().filter_map(|p| check_peer(p, cx, sink)).collect());
     let ports = ports.map(|ps| ps.into_iter().filter_map(|p| check_port(p, sink)).collect());
     Rule { peers, ports }
 }
 
-fn check_peer(p: RawPeer, cx: &PolicyContext<'_>, sink: &mut Sink<'_>) -> Option<Peer> {
-    match (p.ip_block, p.pod_selector, p.namespace_selector) {
+fn check_peer(peer: &Sp<RawPeer>, cx: &PolicyContext<'_>, sink: &mut Sink<'_>) -> Option<Peer> {
+    let p = &peer.value;
+    match (&p.ip_block, &p.pod_selector, &p.namespace_selector) {
         (Some(ib), None, None) => {
             let cidr = check_addr(&ib.cidr, cx, sink);
             let except: Vec<Option<AddrExpr>> =
                 ib.except.iter().map(|e| check_addr(e, cx, sink)).collect();
-            let cidr = cidr?;
-            let except: Vec<AddrExpr> = except.into_iter().collect::<Option<_>>()?;
-            if let AddrExpr::Literal(outer) = &cidr {
+            // Check every literal `except` against a literal `cidr`, even when others are bad.
+            if let Some(AddrExpr::Literal(outer)) = &cidr {
                 for (e, raw) in except.iter().zip(&ib.except) {
-                    if let AddrExpr::Literal(inner) = e
+                    if let Some(AddrExpr::Literal(inner)) = e
                         && (!outer.contains(inner) || inner == outer)
                     {
                         sink.error_at(
@@ -594,26 +603,34 @@ fn check_peer(p: RawPeer, cx: &PolicyContext<'_>, sink: &mut Sink<'_>) -> Option
                     }
                 }
             }
-            Some(Peer::IpBlock(IpBlock { cidr, except }))
+            let except: Vec<AddrExpr> = except.into_iter().collect::<Option<_>>()?;
+            Some(Peer::IpBlock(IpBlock {
+                cidr: cidr?,
+                except,
+            }))
         }
-        (Some(ib), _, _) => {
+        (Some(_), _, _) => {
             sink.error_at(
                 Code::InvalidPolicy,
-                &ib.cidr,
+                peer,
                 "a peer with `ipBlock` cannot also have `podSelector` or `namespaceSelector`",
             )
             .help("split it into two peers: one with the ipBlock, one with the selectors");
             None
         }
         (None, None, None) => {
-            // An empty peer is rejected by the API server; we cannot point at it precisely.
-            sink.error(Code::InvalidPolicy, crate::diag::Pos::UNKNOWN, "a peer is empty")
-                .help("a peer needs `podSelector`, `namespaceSelector` (or both) or `ipBlock`; to allow everything, leave out `from`/`to`");
+            sink.error_at(Code::InvalidPolicy, peer, "a peer is empty").help(
+                "a peer needs `podSelector`, `namespaceSelector` (or both) or `ipBlock`; to allow everything, leave out `from`/`to`",
+            );
             None
         }
         (None, pods, namespaces) => Some(Peer::Selectors {
-            pods: pods.map(|s| check_selector(Some(&s), false, cx, sink)),
-            namespaces: namespaces.map(|s| check_selector(Some(&s), true, cx, sink)),
+            pods: pods
+                .as_ref()
+                .map(|s| check_selector(Some(s), false, cx, sink)),
+            namespaces: namespaces
+                .as_ref()
+                .map(|s| check_selector(Some(s), true, cx, sink)),
         }),
     }
 }
@@ -628,9 +645,13 @@ fn check_selector(
         return LabelSelector::default();
     };
     let mut out = LabelSelector::default();
-    for (k, v) in &s.match_labels {
-        if let Err(e) = check_label_key(k) {
-            sink.error_at(Code::InvalidLabel, v, format!("label key `{k}` {e}"));
+    for (k, v) in &s.match_labels.0 {
+        if let Err(e) = check_label_key(&k.value) {
+            sink.error_at(
+                Code::InvalidLabel,
+                k,
+                format!("label key `{}` {e}", k.value),
+            );
         }
         if let Err(e) = check_label_value(&v.value) {
             sink.error_at(
@@ -639,7 +660,10 @@ fn check_selector(
                 format!("label value `{}` {e}", v.value),
             );
         }
-        if is_ns_selector && k == NAMESPACE_NAME_LABEL && !cx.namespaces.contains_key(&v.value) {
+        if is_ns_selector
+            && k.value == NAMESPACE_NAME_LABEL
+            && !cx.namespaces.contains_key(&v.value)
+        {
             sink.error_at(
                 Code::UnknownNamespace,
                 v,
@@ -650,7 +674,7 @@ fn check_selector(
             )
             .help(declared_help(cx.namespaces.keys()));
         }
-        out.match_labels.insert(k.clone(), v.value.clone());
+        out.match_labels.insert(k.value.clone(), v.value.clone());
     }
     for r in &s.match_expressions {
         let operator = match r.operator.value.as_str() {
@@ -694,22 +718,30 @@ fn check_selector(
             }
             _ => {}
         }
-        if is_ns_selector && r.key.value == NAMESPACE_NAME_LABEL {
-            for v in &r.values {
-                if !cx.namespaces.contains_key(v) {
-                    sink.error_at(
-                        Code::UnknownNamespace,
-                        &r.key,
-                        format!("namespaceSelector names namespace `{v}`, which the scenario does not declare"),
-                    )
-                    .help(declared_help(cx.namespaces.keys()));
-                }
+        for v in &r.values {
+            if let Err(e) = check_label_value(&v.value) {
+                sink.error_at(
+                    Code::InvalidLabel,
+                    v,
+                    format!("label value `{}` {e}", v.value),
+                );
+            }
+            if is_ns_selector
+                && r.key.value == NAMESPACE_NAME_LABEL
+                && !cx.namespaces.contains_key(&v.value)
+            {
+                sink.error_at(
+                    Code::UnknownNamespace,
+                    v,
+                    format!("namespaceSelector names namespace `{}`, which the scenario does not declare", v.value),
+                )
+                .help(declared_help(cx.namespaces.keys()));
             }
         }
         out.match_expressions.push(Requirement {
             key: r.key.value.clone(),
             operator,
-            values: r.values.clone(),
+            values: r.values.iter().map(|v| v.value.clone()).collect(),
         });
     }
     out

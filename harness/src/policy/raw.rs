@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::scenario::raw::Sp;
+use crate::scenario::raw::{Sp, SpMap};
 
 /// A NetworkPolicy manifest.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -71,7 +71,8 @@ pub struct RawPolicySpec {
 pub struct RawIngressRule {
     /// Allowed sources (absent or empty: any).
     #[serde(default)]
-    pub from: Option<Vec<RawPeer>>,
+    #[schemars(with = "Option<Vec<RawPeer>>")]
+    pub from: Option<Vec<Sp<RawPeer>>>,
     /// Allowed ports (absent or empty: any).
     #[serde(default)]
     pub ports: Option<Vec<RawPolicyPort>>,
@@ -83,7 +84,8 @@ pub struct RawIngressRule {
 pub struct RawEgressRule {
     /// Allowed destinations (absent or empty: any).
     #[serde(default)]
-    pub to: Option<Vec<RawPeer>>,
+    #[schemars(with = "Option<Vec<RawPeer>>")]
+    pub to: Option<Vec<Sp<RawPeer>>>,
     /// Allowed ports (absent or empty: any).
     #[serde(default)]
     pub ports: Option<Vec<RawPolicyPort>>,
@@ -153,7 +155,7 @@ pub struct RawLabelSelector {
     /// Labels that must all be equal.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
-    pub match_labels: BTreeMap<String, Sp<String>>,
+    pub match_labels: SpMap<String>,
     /// Requirements that must all hold.
     #[serde(default)]
     pub match_expressions: Vec<RawRequirement>,
@@ -171,5 +173,19 @@ pub struct RawRequirement {
     pub operator: Sp<String>,
     /// Values for `In`/`NotIn`; must be absent or empty for `Exists`/`DoesNotExist`.
     #[serde(default)]
-    pub values: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub values: Vec<Sp<String>>,
+}
+
+/// The fields every Kubernetes manifest has, read leniently to tell a NetworkPolicy from any
+/// other kind of document before the strict parse.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawHeader {
+    /// `apiVersion`.
+    #[serde(default)]
+    pub api_version: Option<Sp<String>>,
+    /// `kind`.
+    #[serde(default)]
+    pub kind: Option<Sp<String>>,
 }

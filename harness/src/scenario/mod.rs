@@ -133,7 +133,17 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
                 .with_help("a scenario needs at least `version: 1`, `pods:` and `steps:`; see docs/scenarios.md"),
         ));
     }
-    serde_saphyr::from_str::<T>(&file.text).map_err(|e| Box::new(yaml_diagnostic(&e, file)))
+    serde_saphyr::from_str_with_options::<T>(&file.text, yaml_options())
+        .map_err(|e| Box::new(yaml_diagnostic(&e, file)))
+}
+
+/// Parser options: numbers and booleans are not silently turned into strings (Kubernetes rejects
+/// `tier: 1` as a label too), and only YAML 1.2 booleans are booleans (`yes` is not `true`).
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    let mut o = serde_saphyr::Options::default();
+    o.no_schema = true;
+    o.strict_booleans = true;
+    o
 }
 
 /// Parses every YAML document of a file into `T`.
@@ -147,7 +157,10 @@ pub(crate) fn parse_yaml_multi<T: serde::de::DeserializeOwned>(
 /// Maps a serde-saphyr error to a diagnostic with a code and a position.
 pub(crate) fn yaml_diagnostic(e: &serde_saphyr::Error, file: &SourceFile) -> Diagnostic {
     use serde_saphyr::Error as E;
-    let e = e.without_snippet();
+    let mut e = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = e {
+        e = error;
+    }
     let (code, help) = match e {
         E::SerdeUnknownField { .. } => (
             Code::UnknownField,
@@ -168,9 +181,14 @@ pub(crate) fn yaml_diagnostic(e: &serde_saphyr::Error, file: &SourceFile) -> Dia
         | E::InvalidBooleanStrict { .. }
         | E::ExternallyTaggedEnumExpectedScalarOrMapping { .. }
         | E::ExpectedStringKeyForExternallyTaggedEnum { .. }
-        | E::UnexpectedValueForUnitEnumVariant { .. } => (
+        | E::UnexpectedValueForUnitEnumVariant { .. }
+        | E::Unexpected { .. } => (
             Code::WrongType,
             Some("see docs/scenarios.md for the shape this field takes"),
+        ),
+        E::QuotingRequired { .. } => (
+            Code::WrongType,
+            Some("this field takes a string: quote the value, e.g. `\"1\"` or `\"true\"`"),
         ),
         E::DuplicateMappingKey { .. } => (
             Code::Duplicate,

@@ -13,6 +13,63 @@ use serde_saphyr::Spanned;
 /// A value with the place in the file it came from.
 pub type Sp<T> = Spanned<T>;
 
+/// A YAML mapping whose keys and values both keep their positions (label maps), in file order.
+/// Duplicate keys are rejected by the parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpMap<V>(pub Vec<(Sp<String>, Sp<V>)>);
+
+impl<V> Default for SpMap<V> {
+    fn default() -> Self {
+        SpMap(Vec::new())
+    }
+}
+
+impl<V> SpMap<V> {
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entry for `key`.
+    pub fn get(&self, key: &str) -> Option<&Sp<V>> {
+        self.0.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
+    }
+
+    /// The plain key/value map.
+    pub fn plain(&self) -> BTreeMap<String, V>
+    where
+        V: Clone,
+    {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SpMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = SpMap<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of labels, e.g. `{app: web}`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<SpMap<V>, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Sp<String>, Sp<V>>()? {
+                    out.push((k, v));
+                }
+                Ok(SpMap(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 /// A netreach scenario: namespaces and pods to deploy, what to probe, and steps that change
 /// NetworkPolicies and state what must (not) connect afterwards.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -33,7 +90,8 @@ pub struct RawScenario {
     pub namespaces: Vec<RawNamespace>,
     /// Probe pods. Each serves its declared ports.
     #[serde(default)]
-    pub pods: Vec<RawPod>,
+    #[schemars(with = "Vec<RawPod>")]
+    pub pods: Option<Sp<Vec<RawPod>>>,
     /// Endpoints outside the cluster that the run provides (their address is known at run time).
     #[serde(default)]
     pub external: Vec<RawExternal>,
@@ -48,8 +106,9 @@ pub struct RawScenario {
     #[schemars(with = "Option<Loopback>")]
     pub loopback: Option<Sp<Loopback>>,
     /// Steps, run in order; cluster state carries over from one to the next.
-    #[schemars(with = "Vec<RawStep>", length(min = 1))]
-    pub steps: Sp<Vec<RawStep>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<RawStep>", length(min = 1), required)]
+    pub steps: Option<Sp<Vec<RawStep>>>,
 }
 
 /// How loopback cells (a pod to itself) are judged.
@@ -74,7 +133,7 @@ pub struct RawNamespace {
     /// Labels netreach sets on the namespace (`kubernetes.io/metadata.name` is set by Kubernetes).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
-    pub labels: BTreeMap<String, Sp<String>>,
+    pub labels: SpMap<String>,
     /// The namespace already exists in the cluster and is not the scenario's (e.g. `kube-system`):
     /// it keeps its name and is never created, relabelled or deleted.
     #[serde(default)]
@@ -94,7 +153,7 @@ pub struct RawPod {
     /// Pod labels, which policies select on.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
-    pub labels: BTreeMap<String, Sp<String>>,
+    pub labels: SpMap<String>,
     /// Ports the pod serves: `80/tcp`, `53/udp`, or `{port: 8080, protocol: TCP, name: http}`.
     #[serde(default)]
     #[schemars(with = "Vec<RawPortDecl>")]
@@ -309,7 +368,7 @@ pub struct RawRelabel {
     pub namespace: Option<Sp<String>>,
     /// Labels to set; `null` removes one.
     #[schemars(with = "BTreeMap<String, Option<String>>")]
-    pub labels: Sp<BTreeMap<String, Option<String>>>,
+    pub labels: Sp<SpMap<Option<String>>>,
 }
 
 /// One expectation entry. Later entries override earlier ones cell by cell.

@@ -61,11 +61,6 @@ pub(super) fn validate(
     let mut ns_existing: BTreeMap<String, bool> = BTreeMap::new();
     for ns in &raw.namespaces {
         let name = &ns.name;
-        if let Err(e) = check_dns_label(&name.value) {
-            c.err(Code::InvalidName, name, format!("namespace name `{}` {e}", name.value))
-                .help("namespace names are DNS labels: lowercase letters, digits and '-', at most 63 characters");
-            continue;
-        }
         if ns_existing.contains_key(&name.value) {
             c.err(
                 Code::Duplicate,
@@ -75,9 +70,18 @@ pub(super) fn validate(
             .help("declare each namespace once");
             continue;
         }
+        // Declared even when its name is invalid, so pods in it are not also "undeclared".
+        ns_existing.insert(name.value.clone(), ns.existing);
+        let name_ok = match check_dns_label(&name.value) {
+            Ok(()) => true,
+            Err(e) => {
+                c.err(Code::InvalidName, name, format!("namespace name `{}` {e}", name.value))
+                    .help("namespace names are DNS labels: lowercase letters, digits and '-', at most 63 characters");
+                false
+            }
+        };
         check_labels(&mut c, &ns.labels, "namespace");
-        if ns.labels.contains_key(NAMESPACE_NAME_LABEL) {
-            let v = &ns.labels[NAMESPACE_NAME_LABEL];
+        if let Some(v) = ns.labels.get(NAMESPACE_NAME_LABEL) {
             c.err(
                 Code::InvalidLabel,
                 v,
@@ -98,21 +102,19 @@ pub(super) fn validate(
             )
             .help("remove `labels`, or drop `existing: true` to let netreach create the namespace");
         }
-        ns_existing.insert(name.value.clone(), ns.existing);
-        namespaces.push(Namespace {
-            name: name.value.clone(),
-            labels: ns
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.value.clone()))
-                .collect(),
-            existing: ns.existing,
-        });
+        if name_ok {
+            namespaces.push(Namespace {
+                name: name.value.clone(),
+                labels: ns.labels.plain(),
+                existing: ns.existing,
+            });
+        }
     }
 
     // Pods.
     let mut pods: Vec<Pod> = Vec::new();
-    for p in &raw.pods {
+    let raw_pods: &[super::raw::RawPod] = raw.pods.as_ref().map_or(&[], |p| p.value.as_slice());
+    for p in raw_pods {
         let mut ok = true;
         if let Err(e) = check_dns_label(&p.name.value) {
             c.err(Code::InvalidName, &p.name, format!("pod name `{}` {e}", p.name.value))
@@ -154,22 +156,18 @@ pub(super) fn validate(
         if ok {
             pods.push(Pod {
                 id,
-                labels: p
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.value.clone()))
-                    .collect(),
+                labels: p.labels.plain(),
                 ports,
             });
         }
     }
-    if raw.pods.is_empty() {
-        c.err_pos(
-            Code::MissingField,
-            Pos::UNKNOWN,
-            "the scenario declares no pods",
-        )
-        .help("add `pods:` with at least one pod; probes run from pods");
+    if raw_pods.is_empty() {
+        let at = raw
+            .pods
+            .as_ref()
+            .map_or_else(|| doc_start(file), |p| c.pos(p));
+        c.err_pos(Code::MissingField, at, "the scenario declares no pods")
+            .help("add `pods:` with at least one pod; probes run from pods");
     }
 
     // External endpoints.
@@ -252,16 +250,21 @@ pub(super) fn validate(
     };
     let mut in_force: BTreeSet<PolicyRef> = BTreeSet::new();
     let mut policy_files = PolicyFiles::default();
-    if raw.steps.value.is_empty() {
-        c.err(Code::MissingField, &raw.steps, "the scenario has no steps")
-            .help("add at least one step with `expect:`");
+    let raw_steps: &[RawStep] = raw.steps.as_ref().map_or(&[], |s| s.value.as_slice());
+    if raw_steps.is_empty() {
+        let at = raw
+            .steps
+            .as_ref()
+            .map_or_else(|| doc_start(file), |s| c.pos(s));
+        c.err_pos(Code::MissingField, at, "the scenario has no steps")
+            .help("add `steps:` with at least one step and its `expect:`");
     }
     let base = file
         .path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    for (i, rs) in raw.steps.value.iter().enumerate() {
+    for (i, rs) in raw_steps.iter().enumerate() {
         let step = check_step(
             &mut c,
             &scenario,
@@ -276,6 +279,20 @@ pub(super) fn validate(
         scenario.steps.push(step);
     }
     Some(scenario)
+}
+
+/// Where the document's first key is: the place for "this document lacks …".
+fn doc_start(file: &SourceFile) -> Pos {
+    let mut offset = 0;
+    for line in file.text.split_inclusive('\n') {
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') && t != "---" {
+            let lead = line.len() - line.trim_start().len();
+            return Pos::from_range(file, offset + lead, 0);
+        }
+        offset += line.len();
+    }
+    Pos::UNKNOWN
 }
 
 fn ns_help(ns: &BTreeMap<String, bool>) -> String {
@@ -302,10 +319,14 @@ fn group_of(p: &Path) -> String {
         .map_or_else(|| ".".to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
-fn check_labels(c: &mut Checker<'_>, labels: &BTreeMap<String, Sp<String>>, what: &str) {
-    for (k, v) in labels {
-        if let Err(e) = check_label_key(k) {
-            c.err(Code::InvalidLabel, v, format!("{what} label key `{k}` {e}"));
+fn check_labels(c: &mut Checker<'_>, labels: &super::raw::SpMap<String>, what: &str) {
+    for (k, v) in &labels.0 {
+        if let Err(e) = check_label_key(&k.value) {
+            c.err(
+                Code::InvalidLabel,
+                k,
+                format!("{what} label key `{}` {e}", k.value),
+            );
         }
         if let Err(e) = check_label_value(&v.value) {
             c.err(
@@ -579,13 +600,20 @@ fn expand_probe(c: &mut Checker<'_>, s: &Scenario, p: &RawProbe, cells: &mut BTr
         }
     }
     if added == 0 && !sources.is_empty() {
-        let at = p.port.as_ref().map_or(Pos::UNKNOWN, |sp| c.pos(sp));
-        c.err_pos(
-            Code::PortNotServed,
-            at,
-            format!("no target matching `{to_text}` serves port {port_pat}"),
-        )
-        .help("check the port and the targets' `ports:`");
+        let at = p
+            .port
+            .as_ref()
+            .map(|sp| c.pos(sp))
+            .or_else(|| p.to.as_ref().map(|t| c.pos(t)))
+            .or_else(|| p.from.as_ref().map(|f| c.pos(f)))
+            .unwrap_or(Pos::UNKNOWN);
+        let msg = if port_pat == PortPattern::Any {
+            format!("no target matching `{to_text}` serves any port, so this probes nothing")
+        } else {
+            format!("no target matching `{to_text}` serves port {port_pat}")
+        };
+        c.err_pos(Code::PortNotServed, at, msg)
+            .help("check the port and the targets' `ports:`");
     }
 }
 
@@ -682,29 +710,25 @@ fn check_step(
     }
     for rl in &rs.relabel {
         let mut bad = false;
-        for (k, v) in &rl.labels.value {
-            if let Err(e) = check_label_key(k) {
+        for (k, v) in &rl.labels.value.0 {
+            if let Err(e) = check_label_key(&k.value) {
                 c.err(
                     Code::InvalidLabel,
-                    &rl.labels,
-                    format!("label key `{k}` {e}"),
+                    k,
+                    format!("label key `{}` {e}", k.value),
                 );
                 bad = true;
             }
-            if let Some(v) = v
-                && let Err(e) = check_label_value(v)
+            if let Some(val) = &v.value
+                && let Err(e) = check_label_value(val)
             {
-                c.err(
-                    Code::InvalidLabel,
-                    &rl.labels,
-                    format!("label value `{v}` {e}"),
-                );
+                c.err(Code::InvalidLabel, v, format!("label value `{val}` {e}"));
                 bad = true;
             }
-            if k == NAMESPACE_NAME_LABEL {
+            if k.value == NAMESPACE_NAME_LABEL {
                 c.err(
                     Code::InvalidLabel,
-                    &rl.labels,
+                    k,
                     format!("`{NAMESPACE_NAME_LABEL}` is managed by Kubernetes"),
                 )
                 .help("it always equals the namespace's name; change another label");
@@ -717,7 +741,7 @@ fn check_step(
                 match id.filter(|id| s.pod(id).is_some()) {
                     Some(id) if !bad => actions.push(Action::RelabelPod {
                         pod: id,
-                        labels: rl.labels.value.clone(),
+                        labels: rl.labels.value.plain(),
                     }),
                     Some(_) => {}
                     None => {
@@ -754,7 +778,7 @@ fn check_step(
                 Some(_) if !bad => {
                     actions.push(Action::RelabelNamespace {
                         ns: ns.value.clone(),
-                        labels: rl.labels.value.clone(),
+                        labels: rl.labels.value.plain(),
                     });
                 }
                 Some(_) => {}
@@ -794,6 +818,15 @@ fn read_sources(
     base: &Path,
     reader: &dyn FileReader,
 ) -> Vec<(NetworkPolicy, Pos)> {
+    if let Some(ns) = &src.namespace {
+        let mut sink = Sink {
+            file: c.file,
+            out: c.out,
+        };
+        if !policy::check_namespace(ns, "the policy source", pcx, &mut sink) {
+            return Vec::new();
+        }
+    }
     match (&src.file, &src.inline) {
         (Some(f), None) => {
             let pos = c.pos(f);
@@ -869,6 +902,47 @@ fn read_policy_file(
         }
     };
     let pf = SourceFile::new(path, text);
+    // First tell NetworkPolicies from other documents, leniently, so a Deployment is reported as
+    // "not a NetworkPolicy" rather than by its first field a NetworkPolicy does not have.
+    if let Ok(headers) = parse_yaml_multi::<policy::raw::RawHeader>(&pf) {
+        let mut sink = Sink {
+            file: &pf,
+            out: c.out,
+        };
+        let mut foreign = false;
+        for h in &headers {
+            match (&h.api_version, &h.kind) {
+                (Some(v), Some(k))
+                    if v.value == "networking.k8s.io/v1" && k.value == "NetworkPolicy" => {}
+                (_, Some(k)) if k.value != "NetworkPolicy" => {
+                    sink.error_at(Code::InvalidPolicy, k, format!("this document is a `{}`, not a NetworkPolicy", k.value))
+                        .help("policy files hold only `networking.k8s.io/v1` NetworkPolicy manifests, separated by `---`");
+                    foreign = true;
+                }
+                (Some(v), Some(_)) => {
+                    sink.error_at(
+                        Code::InvalidPolicy,
+                        v,
+                        format!(
+                            "apiVersion `{}` is not a NetworkPolicy API version",
+                            v.value
+                        ),
+                    )
+                    .help("NetworkPolicies use `apiVersion: networking.k8s.io/v1`");
+                    foreign = true;
+                }
+                _ => {} // Missing fields: the strict parse below says which.
+            }
+        }
+        if foreign {
+            c.err(
+                Code::PolicyFile,
+                at,
+                format!("policy file `{}` is not valid", path.display()),
+            );
+            return None;
+        }
+    }
     let docs = match parse_yaml_multi::<RawNetworkPolicy>(&pf) {
         Ok(d) => d,
         Err(d) => {
