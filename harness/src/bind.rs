@@ -29,6 +29,16 @@ pub enum BindError {
     /// No address for an external endpoint.
     #[error("external endpoint `{0}` has no address in this run")]
     ExternalIp(String),
+    /// Once addresses are known, an `except` entry is not strictly inside its `cidr`.
+    #[error(
+        "ipBlock except `{except}` is not strictly inside cidr `{cidr}` once addresses are bound"
+    )]
+    Except {
+        /// The except entry, bound.
+        except: String,
+        /// The cidr, bound.
+        cidr: String,
+    },
     /// A placeholder's prefix does not fit the address family.
     #[error("prefix /{prefix} does not fit the address {ip} of {what}")]
     Prefix {

@@ -580,6 +580,8 @@ fn apply_table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, t: &Sp<RawTabl
     if !ok {
         return;
     }
+    let mut set = 0;
+    let mut decided = 0;
     for (r, row) in parsed.rows.iter().zip(&rows) {
         let Some(from) = row else { continue };
         for ((cell, off), col) in r.cells.iter().zip(&cols) {
@@ -590,6 +592,7 @@ fn apply_table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, t: &Sp<RawTabl
                 TableCell::Unset => continue,
             };
             let pos = map.pos(sink, *off, 1);
+            decided += 1;
             for k in s.cells.iter().filter(|k| {
                 k.from == *from
                     && k.to == *to
@@ -605,8 +608,13 @@ fn apply_table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, t: &Sp<RawTabl
                     },
                     Some(pos),
                 );
+                set += 1;
             }
         }
+    }
+    if set == 0 && decided > 0 {
+        sink.error_at(Code::MatchesNothing, t, "this table matches no probed cell")
+            .help("check the table's `port` and `via` against the probes; a table that matches nothing is almost always a typo");
     }
 }
 

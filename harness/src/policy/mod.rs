@@ -312,8 +312,9 @@ impl NetworkPolicy {
     /// `Ingress` always, plus `Egress` if the policy has egress rules.
     pub fn effective_types(&self) -> BTreeSet<PolicyType> {
         match &self.policy_types {
-            Some(t) => t.iter().copied().collect(),
-            None => {
+            Some(t) if !t.is_empty() => t.iter().copied().collect(),
+            // Kubernetes defaults an empty list like an absent one.
+            _ => {
                 let mut s = BTreeSet::from([PolicyType::Ingress]);
                 if self.egress.as_ref().is_some_and(|e| !e.is_empty()) {
                     s.insert(PolicyType::Egress);
@@ -394,7 +395,17 @@ fn peer_json(p: &Peer, b: &Bindings, map_ns: &dyn Fn(&str) -> String) -> Result<
             Value::Object(m)
         }
         Peer::IpBlock(ib) => {
-            let mut block = json!({"cidr": ib.cidr.resolve(b)?.to_string()});
+            let cidr = ib.cidr.resolve(b)?;
+            for e in &ib.except {
+                let inner = e.resolve(b)?;
+                if !cidr.contains(&inner) || inner == cidr {
+                    return Err(BindError::Except {
+                        except: inner.to_string(),
+                        cidr: cidr.to_string(),
+                    });
+                }
+            }
+            let mut block = json!({"cidr": cidr.to_string()});
             if !ib.except.is_empty() {
                 let ex: Result<Vec<String>, _> = ib
                     .except
@@ -475,15 +486,28 @@ pub fn check_policy(
     // A namespace given next to `file:`/`inline:` is checked once by the caller, in the scenario.
     if let Some(ns) = &raw.metadata.namespace {
         check_namespace(ns, &format!("policy `{}`", name.value), cx, sink);
+        if let Some(d) = default_ns
+            && d.value != ns.value
+        {
+            sink.error_at(
+                Code::Conflict,
+                ns,
+                format!(
+                    "policy `{}` says namespace `{}`, but its source says `namespace: {}`",
+                    name.value, ns.value, d.value
+                ),
+            )
+            .help("drop one of them, or make them agree");
+        }
     }
     let spec = raw.spec.unwrap_or_default();
     let pod_selector = check_selector(spec.pod_selector.as_ref(), false, cx, sink);
     let policy_types = spec.policy_types.map(|ts| {
         let mut out = Vec::new();
         for t in ts {
-            match t.value.as_str() {
-                "Ingress" => out.push(PolicyType::Ingress),
-                "Egress" => out.push(PolicyType::Egress),
+            let ty = match t.value.as_str() {
+                "Ingress" => PolicyType::Ingress,
+                "Egress" => PolicyType::Egress,
                 other => {
                     sink.error_at(
                         Code::InvalidPolicy,
@@ -491,7 +515,18 @@ pub fn check_policy(
                         format!("`{other}` is not a policy type"),
                     )
                     .help("policyTypes holds `Ingress` and/or `Egress` (case matters)");
+                    continue;
                 }
+            };
+            if out.contains(&ty) {
+                sink.error_at(
+                    Code::InvalidPolicy,
+                    &t,
+                    format!("`{}` is listed twice in policyTypes", t.value),
+                )
+                .help("list each policy type once");
+            } else {
+                out.push(ty);
             }
         }
         out

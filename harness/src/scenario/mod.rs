@@ -137,11 +137,10 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
         .map_err(|e| Box::new(yaml_diagnostic(&e, file)))
 }
 
-/// Parser options: numbers and booleans are not silently turned into strings (Kubernetes rejects
-/// `tier: 1` as a label too), and only YAML 1.2 booleans are booleans (`yes` is not `true`).
-pub(crate) fn yaml_options() -> serde_saphyr::Options {
+/// Parser options: only YAML 1.2 booleans are booleans (`yes`, `y`, `on` are strings, so a
+/// namespace may be called `y`; `existing: yes` is an error, not `true`).
+pub fn yaml_options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
-    o.no_schema = true;
     o.strict_booleans = true;
     o
 }
@@ -203,7 +202,18 @@ pub(crate) fn yaml_diagnostic(e: &serde_saphyr::Error, file: &SourceFile) -> Dia
     let pos = e
         .location()
         .map_or(Pos::UNKNOWN, |l| Pos::from_location(file, &l));
-    let mut d = Diagnostic::error(code, file, pos, plain_message(e));
+    let mut message = plain_message(e);
+    let mut help = help.map(str::to_owned);
+    if matches!(e, E::NullIntoString { .. }) {
+        message = "a value is missing (null) where text is expected".into();
+        help = Some(
+            "write the value, quoted if it could be mistaken for something else (`\"\"` for empty)"
+                .into(),
+        );
+    } else if message.contains("anchor or alias") {
+        help = Some("`*` and `&` start YAML aliases and anchors: quote patterns with wildcards, e.g. `from: \"*\"`, `to: \"x/*\"`".into());
+    }
+    let mut d = Diagnostic::error(code, file, pos, message);
     if let Some(h) = help {
         d = d.with_help(h);
     }

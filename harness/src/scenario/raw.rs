@@ -177,8 +177,10 @@ pub struct RawExternal {
 #[derive(Debug, Clone, JsonSchema)]
 #[schemars(untagged)]
 pub enum RawPortDecl {
-    /// `80/tcp`, `53/udp`, `80`.
+    /// `80/tcp`, `53/udp`.
     Short(String),
+    /// `80` (TCP).
+    Number(i64),
     /// `{port: 8080, protocol: TCP, name: http}`.
     Long(RawPortLong),
 }
@@ -210,10 +212,10 @@ impl<'de> Deserialize<'de> for RawPortDecl {
                 Ok(RawPortDecl::Short(v.to_owned()))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawPortDecl, E> {
-                Ok(RawPortDecl::Short(v.to_string()))
+                Ok(RawPortDecl::Number(i64::try_from(v).unwrap_or(i64::MAX)))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawPortDecl, E> {
-                Ok(RawPortDecl::Short(v.to_string()))
+                Ok(RawPortDecl::Number(v))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,

@@ -354,7 +354,7 @@ spec:
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: p2, namespace: y}
+metadata: {name: p2, namespace: x}
 spec: {podSelector: {}, policyTypes: [Egress]}
 ";
     let yaml = format!(
@@ -405,10 +405,7 @@ spec: {podSelector: {}, policyTypes: [Egress]}
         "absent policyTypes stay absent"
     );
     let m2 = p2.to_manifest(&b).expect("bound");
-    assert_eq!(
-        m2["metadata"]["namespace"], "y-r4nd0m",
-        "metadata.namespace wins over the source's default"
-    );
+    assert_eq!(m2["metadata"]["namespace"], "x-r4nd0m");
     assert_eq!(m2["spec"]["policyTypes"], serde_json::json!(["Egress"]));
     // Unbound addresses are an error, not a guess.
     let mut partial = b.clone();
@@ -444,6 +441,44 @@ fn policy_problems_point_into_the_policy_file() {
             ("scn/test.yaml".to_owned(), Code::PolicyFile, 8, 36),
         ]
     );
+}
+
+#[test]
+fn a_policy_namespace_must_agree_with_its_source() {
+    let yaml = format!(
+        "{HEAD}steps:\n  - apply:\n      - namespace: x\n        inline: {{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {{name: p, namespace: y}}}}\n    expect: [{{default: block}}]\n"
+    );
+    assert_eq!(codes(&yaml), vec![(Code::Conflict, 10)]);
+}
+
+#[test]
+fn empty_policy_types_default_like_absent_ones_and_duplicates_are_refused() {
+    let pol = |types: &str| {
+        format!(
+            "{HEAD}steps:\n  - apply:\n      - inline: {{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {{name: p, namespace: x}}, spec: {{policyTypes: {types}, egress: [{{}}]}}}}\n    expect: [{{default: block}}]\n"
+        )
+    };
+    let s = valid(&pol("[]"));
+    let Action::ApplyPolicy(p) = &s.steps[0].actions[0] else {
+        panic!("apply")
+    };
+    assert_eq!(
+        p.effective_types().len(),
+        2,
+        "[] with egress rules means Ingress and Egress"
+    );
+    assert_eq!(
+        codes(&pol("[Ingress, Ingress]")),
+        vec![(Code::InvalidPolicy, 9)]
+    );
+}
+
+#[test]
+fn tables_that_match_nothing_are_reported() {
+    let c = codes(&format!(
+        "{HEAD}steps:\n  - expect:\n      - default: allow\n      - table:\n          via: service\n          rows: |\n            x/a x/b\n            x/a .   X\n"
+    ));
+    assert_eq!(c, vec![(Code::MatchesNothing, 11)]);
 }
 
 #[test]

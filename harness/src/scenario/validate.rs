@@ -347,6 +347,13 @@ fn check_port_decls(
     let mut out: Vec<ServedPort> = Vec::new();
     for d in decls {
         let parsed = match &d.value {
+            RawPortDecl::Number(n) => check_port_number(*n).map(|port| ServedPort {
+                port: PortProto {
+                    port,
+                    protocol: Protocol::Tcp,
+                },
+                name: None,
+            }),
             RawPortDecl::Short(s) => {
                 parse_port_proto(s).map(|port| ServedPort { port, name: None })
             }
@@ -678,10 +685,18 @@ fn check_step(
         }
         actions.push(Action::DeletePolicy(r));
     }
+    let mut replaced_here = BTreeSet::new();
     for src in &rs.replace {
         for (pol, pos) in read_sources(c, pcx, src, files, base, reader) {
             let r = pol.reference();
-            if in_force.contains(&r) {
+            if !replaced_here.insert(r.clone()) {
+                c.err_pos(
+                    Code::InvalidStep,
+                    pos,
+                    format!("policy `{r}` is replaced twice in step {index}"),
+                )
+                .help("a step replaces a policy once; put the final version in one entry");
+            } else if in_force.contains(&r) {
                 actions.push(Action::ReplacePolicy(pol));
             } else {
                 c.err_pos(Code::InvalidStep, pos, format!("step {index} replaces policy `{r}`, which is not in force"))
@@ -725,7 +740,7 @@ fn check_step(
                 c.err(Code::InvalidLabel, v, format!("label value `{val}` {e}"));
                 bad = true;
             }
-            if k.value == NAMESPACE_NAME_LABEL {
+            if k.value == NAMESPACE_NAME_LABEL && rl.namespace.is_some() {
                 c.err(
                     Code::InvalidLabel,
                     k,
