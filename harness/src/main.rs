@@ -38,6 +38,18 @@ enum Command {
     Run(netreach::run::cli::RunArgs),
     /// Print the JSON Schema of the scenario format.
     Schema,
+    /// Serve TCP/UDP ports as a probe target (runs inside probe pods).
+    Serve {
+        /// Who this server is, for its answers (`namespace/pod`).
+        #[arg(long, env = "NETREACH_IDENTITY", default_value = "netreach")]
+        identity: String,
+        /// A port to serve, e.g. `80/tcp`, `53/udp` (repeatable).
+        #[arg(long = "port", value_name = "PORT/PROTO")]
+        ports: Vec<String>,
+        /// Written once every port listens (for readiness probes); removed on exit.
+        #[arg(long, value_name = "FILE")]
+        ready_file: Option<PathBuf>,
+    },
 }
 
 fn exit_help() -> String {
@@ -53,6 +65,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
         Command::Run(args) => netreach::run::cli::main(&args),
+        Command::Serve { identity, ports, ready_file } => serve(identity, &ports, ready_file),
         Command::Schema => {
             print!("{}", netreach::scenario::schema_json());
             Ok(exit::SUCCESS)
@@ -100,6 +113,18 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
     } else {
         exit::SUCCESS
     })
+}
+
+fn serve(identity: String, ports: &[String], ready_file: Option<PathBuf>) -> anyhow::Result<i32> {
+    let ports = ports
+        .iter()
+        .map(|p| netreach::pattern::parse_port_proto(p).map_err(|e| anyhow::anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if ports.is_empty() {
+        anyhow::bail!("nothing to serve: give at least one --port, e.g. --port 80/tcp");
+    }
+    netreach::serve::serve(&netreach::serve::ServeConfig { identity, ports, ready_file })?;
+    Ok(exit::SUCCESS)
 }
 
 fn print_diagnostics(d: &Diagnostics, short: bool, color: bool) {

@@ -1,0 +1,354 @@
+//! Probe commands and their results, as pure functions.
+//!
+//! Each probe is a command run inside the source pod: `curl` for TCP (the pod's server answers
+//! HTTP on every TCP port; curl's exit code says connected 0, refused 7, timed out 28, name not
+//! resolved 6), `nc -u` with a datagram for UDP (judged by the server's answer: `nc -u -z`
+//! succeeds whether or not anything listens), `dig` for name resolution. A batch of probes runs
+//! as one shell script in one exec: every probe in the background, each bounded by its own
+//! timeout, each reporting `@@<index> <exit code> <elapsed ms> <base64 output>`.
+
+use std::fmt::Write as _;
+
+use crate::bind::{BoundProbe, ProbeAction};
+use crate::model::Protocol;
+use crate::outcome::{Observation, Outcome, ProbeDetail};
+
+/// How long one probe may take inside the pod, in whole seconds (tools take whole seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeTimeout(pub u32);
+
+impl Default for ProbeTimeout {
+    fn default() -> Self {
+        ProbeTimeout(2)
+    }
+}
+
+/// What runs for one probe: an argv, or nothing when the probe cannot run at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run this argv in the source pod.
+    Run(Vec<String>),
+    /// Do not run; this is the outcome.
+    Decided(Outcome),
+}
+
+fn host_for_url(host: &str) -> String {
+    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
+}
+
+/// The argv for one probe.
+pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
+    let secs = t.0.max(1).to_string();
+    match action {
+        ProbeAction::Connect { host, port, protocol: Protocol::Tcp, .. } => Command::Run(vec![
+            "curl".into(),
+            "--silent".into(),
+            "--show-error".into(),
+            "--output".into(),
+            "/dev/null".into(),
+            "--connect-timeout".into(),
+            secs.clone(),
+            "--max-time".into(),
+            (t.0.max(1) + 1).to_string(),
+            format!("http://{}:{port}/", host_for_url(host)),
+        ]),
+        ProbeAction::Connect { host, port, protocol: Protocol::Udp, .. } => Command::Run(vec![
+            "sh".into(),
+            "-c".into(),
+            format!("printf ping | nc -u -w {secs} {host} {port}"),
+        ]),
+        ProbeAction::Connect { protocol: Protocol::Sctp, .. } => Command::Decided(Outcome::Unsupported(
+            "SCTP: the probe image has no SCTP client (and kernels without SCTP cannot carry it)".into(),
+        )),
+        ProbeAction::Resolve { name } => Command::Run(vec![
+            "dig".into(),
+            "+search".into(),
+            format!("+time={secs}"),
+            "+tries=1".into(),
+            name.clone(),
+        ]),
+    }
+}
+
+/// Quotes one word for `sh`.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=+,@[]%".contains(&b)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A command a person can paste to reproduce one probe.
+pub fn repro(context: Option<&str>, p: &BoundProbe, t: ProbeTimeout) -> Option<String> {
+    let Command::Run(argv) = command(&p.action, t) else { return None };
+    let mut s = String::from("kubectl");
+    if let Some(c) = context {
+        let _ = write!(s, " --context {}", sh_quote(c));
+    }
+    let _ = write!(s, " -n {} exec {} --", sh_quote(&p.namespace), sh_quote(&p.pod));
+    for a in argv {
+        let _ = write!(s, " {}", sh_quote(&a));
+    }
+    Some(s)
+}
+
+/// The shell script that runs `probes` (indices into the batch) concurrently and reports each.
+pub fn batch_script(probes: &[(usize, Vec<String>)]) -> String {
+    let mut s = String::from(
+        "r() { i=$1; shift; s=$(date +%s%N); o=$(\"$@\" 2>&1); c=$?; e=$(date +%s%N); \
+         printf '@@%s %s %s %s\\n' \"$i\" \"$c\" \"$(( (e - s) / 1000000 ))\" \"$(printf %s \"$o\" | base64 -w0)\"; }\n",
+    );
+    for (i, argv) in probes {
+        let words: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+        let _ = writeln!(s, "r {i} {} &", words.join(" "));
+    }
+    s.push_str("wait\n");
+    s
+}
+
+/// One parsed result line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawResult {
+    /// Index in the batch.
+    pub index: usize,
+    /// Exit code of the tool.
+    pub exit_code: i32,
+    /// Time taken.
+    pub elapsed_ms: u64,
+    /// What it printed (stdout and stderr).
+    pub output: String,
+}
+
+/// Parses the script's output; lines that are not results are ignored.
+pub fn parse_batch(stdout: &str) -> Vec<RawResult> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("@@")?;
+            let mut it = rest.splitn(4, ' ');
+            let index = it.next()?.parse().ok()?;
+            let exit_code = it.next()?.parse().ok()?;
+            let elapsed_ms = it.next()?.parse().ok()?;
+            let output = decode_base64(it.next().unwrap_or("").trim())?;
+            Some(RawResult { index, exit_code, elapsed_ms, output })
+        })
+        .collect()
+}
+
+fn decode_base64(s: &str) -> Option<String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for b in s.bytes() {
+        if b == b'=' {
+            break;
+        }
+        let v = ALPHABET.iter().position(|&a| a == b)? as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let mut l = l.to_owned();
+    l.truncate(200);
+    l
+}
+
+/// Turns a tool's exit code and output into an outcome.
+pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
+    let lower = output.to_ascii_lowercase();
+    match action {
+        ProbeAction::Connect { protocol: Protocol::Tcp, .. } => match exit_code {
+            0 | 52 | 56 => Outcome::Connected, // 52 empty reply / 56 recv failure: a connection was made
+            7 if lower.contains("refused") => Outcome::Refused,
+            28 => Outcome::TimedOut,
+            6 => Outcome::DnsFailure(first_line(output)),
+            127 => Outcome::Error("curl is missing in the source pod".into()),
+            c => Outcome::Error(format!("curl exited {c}: {}", first_line(output))),
+        },
+        ProbeAction::Connect { protocol: Protocol::Udp, .. } => {
+            if output.contains("netreach ") {
+                Outcome::Connected
+            } else if lower.contains("refused") {
+                Outcome::Refused
+            } else if exit_code == 127 {
+                Outcome::Error("nc is missing in the source pod".into())
+            } else if lower.contains("name or service not known") || lower.contains("could not resolve") {
+                Outcome::DnsFailure(first_line(output))
+            } else if exit_code == 0 || exit_code == 1 {
+                Outcome::TimedOut
+            } else {
+                Outcome::Error(format!("nc exited {exit_code}: {}", first_line(output)))
+            }
+        }
+        ProbeAction::Connect { protocol: Protocol::Sctp, .. } => {
+            Outcome::Unsupported("SCTP probes are not supported".into())
+        }
+        ProbeAction::Resolve { .. } => {
+            if exit_code == 9 || lower.contains("connection timed out") || lower.contains("no servers could be reached") {
+                if lower.contains("refused") { Outcome::Refused } else { Outcome::TimedOut }
+            } else if exit_code == 127 {
+                Outcome::Error("dig is missing in the source pod".into())
+            } else if exit_code != 0 {
+                Outcome::Error(format!("dig exited {exit_code}: {}", first_line(output)))
+            } else if lower.contains("status: nxdomain") {
+                Outcome::NameNotFound
+            } else if lower.contains("status: noerror") {
+                if answer_count(&lower) > 0 { Outcome::Resolved } else { Outcome::NameNotFound }
+            } else {
+                Outcome::Error(format!("DNS answered: {}", status_line(output)))
+            }
+        }
+    }
+}
+
+fn answer_count(lower: &str) -> u32 {
+    lower
+        .split("answer: ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn status_line(output: &str) -> String {
+    output.lines().find(|l| l.contains("status:")).map_or_else(|| first_line(output), |l| l.trim().to_owned())
+}
+
+/// Builds the observations of a batch from its results; probes with no result line get an
+/// error (the exec ended early), never a policy outcome.
+pub fn observations(
+    probes: &[BoundProbe],
+    commands: &[Command],
+    results: &[RawResult],
+    context: Option<&str>,
+    t: ProbeTimeout,
+) -> Vec<Observation> {
+    probes
+        .iter()
+        .zip(commands)
+        .enumerate()
+        .map(|(i, (p, c))| {
+            let command = repro(context, p, t);
+            match c {
+                Command::Decided(o) => Observation { outcome: o.clone(), detail: ProbeDetail { command, ..ProbeDetail::default() } },
+                Command::Run(_) => match results.iter().find(|r| r.index == i) {
+                    Some(r) => Observation {
+                        outcome: classify(&p.action, r.exit_code, &r.output),
+                        detail: ProbeDetail {
+                            command,
+                            exit_code: Some(r.exit_code),
+                            elapsed_ms: Some(r.elapsed_ms),
+                            output: Some(first_line(&r.output)).filter(|o| !o.is_empty()),
+                        },
+                    },
+                    None => Observation {
+                        outcome: Outcome::Error("no result: the probe's exec ended before it reported".into()),
+                        detail: ProbeDetail { command, ..ProbeDetail::default() },
+                    },
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CellKey, PodId, Target, Via};
+
+    fn tcp() -> ProbeAction {
+        ProbeAction::Connect { host: "10.244.0.5".into(), port: 80, protocol: Protocol::Tcp, served: true }
+    }
+    fn udp() -> ProbeAction {
+        ProbeAction::Connect { host: "10.244.0.5".into(), port: 53, protocol: Protocol::Udp, served: true }
+    }
+    fn dns() -> ProbeAction {
+        ProbeAction::Resolve { name: "kubernetes.default".into() }
+    }
+
+    #[test]
+    fn commands() {
+        let Command::Run(argv) = command(&tcp(), ProbeTimeout(1)) else { panic!("runs") };
+        assert_eq!(argv.join(" "), "curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/");
+        let v6 = ProbeAction::Connect { host: "fd00::5".into(), port: 80, protocol: Protocol::Tcp, served: true };
+        let Command::Run(argv) = command(&v6, ProbeTimeout(1)) else { panic!("runs") };
+        assert!(argv.last().is_some_and(|u| u == "http://[fd00::5]:80/"));
+        let Command::Run(argv) = command(&udp(), ProbeTimeout(2)) else { panic!("runs") };
+        assert_eq!(argv[2], "printf ping | nc -u -w 2 10.244.0.5 53");
+        let sctp = ProbeAction::Connect { host: "h".into(), port: 9, protocol: Protocol::Sctp, served: true };
+        assert!(matches!(command(&sctp, ProbeTimeout(1)), Command::Decided(Outcome::Unsupported(_))));
+        let Command::Run(argv) = command(&dns(), ProbeTimeout(1)) else { panic!("runs") };
+        assert_eq!(argv.join(" "), "dig +search +time=1 +tries=1 kubernetes.default");
+    }
+
+    /// (action, exit code, output, outcome)
+    #[test]
+    fn classification() {
+        let dig_ok = ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n;; flags: qr aa rd; QUERY: 1, ANSWER: 1, AUTHORITY: 0\n";
+        let dig_nx = ";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 2\n;; flags: qr; QUERY: 1, ANSWER: 0\n";
+        let dig_empty = ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 2\n;; flags: qr; QUERY: 1, ANSWER: 0\n";
+        let cases: Vec<(ProbeAction, i32, &str, Outcome)> = vec![
+            (tcp(), 0, "", Outcome::Connected),
+            (tcp(), 7, "curl: (7) Failed to connect to 10.244.0.5 port 80: Connection refused", Outcome::Refused),
+            (tcp(), 7, "curl: (7) Failed to connect to 10.244.0.5 port 80: No route to host", Outcome::Error("curl exited 7: curl: (7) Failed to connect to 10.244.0.5 port 80: No route to host".into())),
+            (tcp(), 28, "curl: (28) Connection timed out after 1001 milliseconds", Outcome::TimedOut),
+            (tcp(), 6, "curl: (6) Could not resolve host: web.x", Outcome::DnsFailure("curl: (6) Could not resolve host: web.x".into())),
+            (tcp(), 127, "sh: curl: not found", Outcome::Error("curl is missing in the source pod".into())),
+            (udp(), 0, "netreach x/b 53/udp\n", Outcome::Connected),
+            (udp(), 0, "", Outcome::TimedOut),
+            (udp(), 1, "nc: read(net): Connection refused", Outcome::Refused),
+            (dns(), 0, dig_ok, Outcome::Resolved),
+            (dns(), 0, dig_nx, Outcome::NameNotFound),
+            (dns(), 0, dig_empty, Outcome::NameNotFound),
+            (dns(), 9, ";; connection timed out; no servers could be reached\n", Outcome::TimedOut),
+            (dns(), 9, ";; communications error to 10.96.0.10#53: connection refused\n", Outcome::Refused),
+            (dns(), 0, ";; ->>HEADER<<- opcode: QUERY, status: SERVFAIL, id: 3\n", Outcome::Error("DNS answered: ;; ->>HEADER<<- opcode: QUERY, status: SERVFAIL, id: 3".into())),
+        ];
+        for (a, rc, out, want) in cases {
+            assert_eq!(classify(&a, rc, out), want, "{a:?} {rc} {out:?}");
+        }
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let script = batch_script(&[(0, vec!["curl".into(), "http://a:80/".into()]), (3, vec!["sh".into(), "-c".into(), "printf ping | nc -u -w 1 a 53".into()])]);
+        assert!(script.contains("r 0 curl http://a:80/ &\n"), "{script}");
+        assert!(script.contains("r 3 sh -c 'printf ping | nc -u -w 1 a 53' &\n"), "{script}");
+        assert!(script.ends_with("wait\n"));
+        // "netreach x/b 53/udp\n" and "" in base64.
+        let out = "noise\n@@3 0 1002 bmV0cmVhY2ggeC9iIDUzL3VkcAo=\n@@0 7 4 \n";
+        let r = parse_batch(out);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0], RawResult { index: 3, exit_code: 0, elapsed_ms: 1002, output: "netreach x/b 53/udp\n".into() });
+        assert_eq!(r[1].output, "");
+        assert_eq!(decode_base64("YWI="), Some("ab".into()));
+        assert_eq!(decode_base64("YQ=="), Some("a".into()));
+        assert_eq!(decode_base64("!!"), None);
+    }
+
+    #[test]
+    fn missing_results_are_errors_with_repro_commands() {
+        let cell = CellKey { from: PodId::new("x", "a"), to: Target::Pod(PodId::new("x", "b")), port: None, via: Some(Via::Ip) };
+        let p = BoundProbe { cell, namespace: "x-1".into(), pod: "a".into(), action: tcp() };
+        let cmds = vec![command(&p.action, ProbeTimeout(1))];
+        let obs = observations(std::slice::from_ref(&p), &cmds, &[], Some("kind-netreach"), ProbeTimeout(1));
+        assert!(matches!(obs[0].outcome, Outcome::Error(_)));
+        assert_eq!(
+            obs[0].detail.command.as_deref(),
+            Some("kubectl --context kind-netreach -n x-1 exec a -- curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/")
+        );
+        let udp_p = BoundProbe { action: udp(), ..p };
+        assert!(repro(None, &udp_p, ProbeTimeout(1)).is_some_and(|c| c.ends_with("-- sh -c 'printf ping | nc -u -w 1 10.244.0.5 53'")));
+    }
+}
