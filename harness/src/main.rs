@@ -36,6 +36,8 @@ enum Command {
     },
     /// Run scenarios against a cluster.
     Run(netreach::run::cli::RunArgs),
+    /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
+    Gc(netreach::run::cli::GcArgs),
     /// Print the JSON Schema of the scenario format.
     Schema,
     /// Serve TCP/UDP ports as a probe target (runs inside probe pods).
@@ -65,7 +67,12 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
         Command::Run(args) => netreach::run::cli::main(&args),
-        Command::Serve { identity, ports, ready_file } => serve(identity, &ports, ready_file),
+        Command::Gc(args) => netreach::run::cli::gc(&args),
+        Command::Serve {
+            identity,
+            ports,
+            ready_file,
+        } => serve(identity, &ports, ready_file),
         Command::Schema => {
             print!("{}", netreach::scenario::schema_json());
             Ok(exit::SUCCESS)
@@ -123,7 +130,11 @@ fn serve(identity: String, ports: &[String], ready_file: Option<PathBuf>) -> any
     if ports.is_empty() {
         anyhow::bail!("nothing to serve: give at least one --port, e.g. --port 80/tcp");
     }
-    netreach::serve::serve(&netreach::serve::ServeConfig { identity, ports, ready_file })?;
+    netreach::serve::serve(&netreach::serve::ServeConfig {
+        identity,
+        ports,
+        ready_file,
+    })?;
     Ok(exit::SUCCESS)
 }
 

@@ -33,14 +33,23 @@ pub enum Command {
 }
 
 fn host_for_url(host: &str) -> String {
-    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 /// The argv for one probe.
 pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
     let secs = t.0.max(1).to_string();
     match action {
-        ProbeAction::Connect { host, port, protocol: Protocol::Tcp, .. } => Command::Run(vec![
+        ProbeAction::Connect {
+            host,
+            port,
+            protocol: Protocol::Tcp,
+            ..
+        } => Command::Run(vec![
             "curl".into(),
             "--silent".into(),
             "--show-error".into(),
@@ -52,13 +61,22 @@ pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
             (t.0.max(1) + 1).to_string(),
             format!("http://{}:{port}/", host_for_url(host)),
         ]),
-        ProbeAction::Connect { host, port, protocol: Protocol::Udp, .. } => Command::Run(vec![
+        ProbeAction::Connect {
+            host,
+            port,
+            protocol: Protocol::Udp,
+            ..
+        } => Command::Run(vec![
             "sh".into(),
             "-c".into(),
             format!("printf ping | nc -u -w {secs} {host} {port}"),
         ]),
-        ProbeAction::Connect { protocol: Protocol::Sctp, .. } => Command::Decided(Outcome::Unsupported(
-            "SCTP: the probe image has no SCTP client (and kernels without SCTP cannot carry it)".into(),
+        ProbeAction::Connect {
+            protocol: Protocol::Sctp,
+            ..
+        } => Command::Decided(Outcome::Unsupported(
+            "SCTP: the probe image has no SCTP client (and kernels without SCTP cannot carry it)"
+                .into(),
         )),
         ProbeAction::Resolve { name } => Command::Run(vec![
             "dig".into(),
@@ -72,7 +90,10 @@ pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
 
 /// Quotes one word for `sh`.
 pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=+,@[]%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=+,@[]%".contains(&b))
+    {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -81,12 +102,19 @@ pub fn sh_quote(s: &str) -> String {
 
 /// A command a person can paste to reproduce one probe.
 pub fn repro(context: Option<&str>, p: &BoundProbe, t: ProbeTimeout) -> Option<String> {
-    let Command::Run(argv) = command(&p.action, t) else { return None };
+    let Command::Run(argv) = command(&p.action, t) else {
+        return None;
+    };
     let mut s = String::from("kubectl");
     if let Some(c) = context {
         let _ = write!(s, " --context {}", sh_quote(c));
     }
-    let _ = write!(s, " -n {} exec {} --", sh_quote(&p.namespace), sh_quote(&p.pod));
+    let _ = write!(
+        s,
+        " -n {} exec {} --",
+        sh_quote(&p.namespace),
+        sh_quote(&p.pod)
+    );
     for a in argv {
         let _ = write!(s, " {}", sh_quote(&a));
     }
@@ -131,7 +159,12 @@ pub fn parse_batch(stdout: &str) -> Vec<RawResult> {
             let exit_code = it.next()?.parse().ok()?;
             let elapsed_ms = it.next()?.parse().ok()?;
             let output = decode_base64(it.next().unwrap_or("").trim())?;
-            Some(RawResult { index, exit_code, elapsed_ms, output })
+            Some(RawResult {
+                index,
+                exit_code,
+                elapsed_ms,
+                output,
+            })
         })
         .collect()
 }
@@ -158,7 +191,11 @@ fn decode_base64(s: &str) -> Option<String> {
 }
 
 fn first_line(s: &str) -> String {
-    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let l = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let mut l = l.to_owned();
     l.truncate(200);
     l
@@ -168,7 +205,10 @@ fn first_line(s: &str) -> String {
 pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
     let lower = output.to_ascii_lowercase();
     match action {
-        ProbeAction::Connect { protocol: Protocol::Tcp, .. } => match exit_code {
+        ProbeAction::Connect {
+            protocol: Protocol::Tcp,
+            ..
+        } => match exit_code {
             0 | 52 | 56 => Outcome::Connected, // 52 empty reply / 56 recv failure: a connection was made
             7 if lower.contains("refused") => Outcome::Refused,
             28 => Outcome::TimedOut,
@@ -176,14 +216,19 @@ pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
             127 => Outcome::Error("curl is missing in the source pod".into()),
             c => Outcome::Error(format!("curl exited {c}: {}", first_line(output))),
         },
-        ProbeAction::Connect { protocol: Protocol::Udp, .. } => {
+        ProbeAction::Connect {
+            protocol: Protocol::Udp,
+            ..
+        } => {
             if output.contains("netreach ") {
                 Outcome::Connected
             } else if lower.contains("refused") {
                 Outcome::Refused
             } else if exit_code == 127 {
                 Outcome::Error("nc is missing in the source pod".into())
-            } else if lower.contains("name or service not known") || lower.contains("could not resolve") {
+            } else if lower.contains("name or service not known")
+                || lower.contains("could not resolve")
+            {
                 Outcome::DnsFailure(first_line(output))
             } else if exit_code == 0 || exit_code == 1 {
                 Outcome::TimedOut
@@ -191,12 +236,20 @@ pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
                 Outcome::Error(format!("nc exited {exit_code}: {}", first_line(output)))
             }
         }
-        ProbeAction::Connect { protocol: Protocol::Sctp, .. } => {
-            Outcome::Unsupported("SCTP probes are not supported".into())
-        }
+        ProbeAction::Connect {
+            protocol: Protocol::Sctp,
+            ..
+        } => Outcome::Unsupported("SCTP probes are not supported".into()),
         ProbeAction::Resolve { .. } => {
-            if exit_code == 9 || lower.contains("connection timed out") || lower.contains("no servers could be reached") {
-                if lower.contains("refused") { Outcome::Refused } else { Outcome::TimedOut }
+            if exit_code == 9
+                || lower.contains("connection timed out")
+                || lower.contains("no servers could be reached")
+            {
+                if lower.contains("refused") {
+                    Outcome::Refused
+                } else {
+                    Outcome::TimedOut
+                }
             } else if exit_code == 127 {
                 Outcome::Error("dig is missing in the source pod".into())
             } else if exit_code != 0 {
@@ -204,7 +257,11 @@ pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
             } else if lower.contains("status: nxdomain") {
                 Outcome::NameNotFound
             } else if lower.contains("status: noerror") {
-                if answer_count(&lower) > 0 { Outcome::Resolved } else { Outcome::NameNotFound }
+                if answer_count(&lower) > 0 {
+                    Outcome::Resolved
+                } else {
+                    Outcome::NameNotFound
+                }
             } else {
                 Outcome::Error(format!("DNS answered: {}", status_line(output)))
             }
@@ -222,7 +279,10 @@ fn answer_count(lower: &str) -> u32 {
 }
 
 fn status_line(output: &str) -> String {
-    output.lines().find(|l| l.contains("status:")).map_or_else(|| first_line(output), |l| l.trim().to_owned())
+    output
+        .lines()
+        .find(|l| l.contains("status:"))
+        .map_or_else(|| first_line(output), |l| l.trim().to_owned())
 }
 
 /// Builds the observations of a batch from its results; probes with no result line get an
@@ -241,7 +301,13 @@ pub fn observations(
         .map(|(i, (p, c))| {
             let command = repro(context, p, t);
             match c {
-                Command::Decided(o) => Observation { outcome: o.clone(), detail: ProbeDetail { command, ..ProbeDetail::default() } },
+                Command::Decided(o) => Observation {
+                    outcome: o.clone(),
+                    detail: ProbeDetail {
+                        command,
+                        ..ProbeDetail::default()
+                    },
+                },
                 Command::Run(_) => match results.iter().find(|r| r.index == i) {
                     Some(r) => Observation {
                         outcome: classify(&p.action, r.exit_code, &r.output),
@@ -253,8 +319,13 @@ pub fn observations(
                         },
                     },
                     None => Observation {
-                        outcome: Outcome::Error("no result: the probe's exec ended before it reported".into()),
-                        detail: ProbeDetail { command, ..ProbeDetail::default() },
+                        outcome: Outcome::Error(
+                            "no result: the probe's exec ended before it reported".into(),
+                        ),
+                        detail: ProbeDetail {
+                            command,
+                            ..ProbeDetail::default()
+                        },
                     },
                 },
             }
@@ -268,28 +339,67 @@ mod tests {
     use crate::model::{CellKey, PodId, Target, Via};
 
     fn tcp() -> ProbeAction {
-        ProbeAction::Connect { host: "10.244.0.5".into(), port: 80, protocol: Protocol::Tcp, served: true }
+        ProbeAction::Connect {
+            host: "10.244.0.5".into(),
+            port: 80,
+            protocol: Protocol::Tcp,
+            served: true,
+        }
     }
     fn udp() -> ProbeAction {
-        ProbeAction::Connect { host: "10.244.0.5".into(), port: 53, protocol: Protocol::Udp, served: true }
+        ProbeAction::Connect {
+            host: "10.244.0.5".into(),
+            port: 53,
+            protocol: Protocol::Udp,
+            served: true,
+        }
     }
     fn dns() -> ProbeAction {
-        ProbeAction::Resolve { name: "kubernetes.default".into() }
+        ProbeAction::Resolve {
+            name: "kubernetes.default".into(),
+        }
     }
 
     #[test]
     fn commands() {
-        let Command::Run(argv) = command(&tcp(), ProbeTimeout(1)) else { panic!("runs") };
-        assert_eq!(argv.join(" "), "curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/");
-        let v6 = ProbeAction::Connect { host: "fd00::5".into(), port: 80, protocol: Protocol::Tcp, served: true };
-        let Command::Run(argv) = command(&v6, ProbeTimeout(1)) else { panic!("runs") };
+        let Command::Run(argv) = command(&tcp(), ProbeTimeout(1)) else {
+            panic!("runs")
+        };
+        assert_eq!(
+            argv.join(" "),
+            "curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/"
+        );
+        let v6 = ProbeAction::Connect {
+            host: "fd00::5".into(),
+            port: 80,
+            protocol: Protocol::Tcp,
+            served: true,
+        };
+        let Command::Run(argv) = command(&v6, ProbeTimeout(1)) else {
+            panic!("runs")
+        };
         assert!(argv.last().is_some_and(|u| u == "http://[fd00::5]:80/"));
-        let Command::Run(argv) = command(&udp(), ProbeTimeout(2)) else { panic!("runs") };
+        let Command::Run(argv) = command(&udp(), ProbeTimeout(2)) else {
+            panic!("runs")
+        };
         assert_eq!(argv[2], "printf ping | nc -u -w 2 10.244.0.5 53");
-        let sctp = ProbeAction::Connect { host: "h".into(), port: 9, protocol: Protocol::Sctp, served: true };
-        assert!(matches!(command(&sctp, ProbeTimeout(1)), Command::Decided(Outcome::Unsupported(_))));
-        let Command::Run(argv) = command(&dns(), ProbeTimeout(1)) else { panic!("runs") };
-        assert_eq!(argv.join(" "), "dig +search +time=1 +tries=1 kubernetes.default");
+        let sctp = ProbeAction::Connect {
+            host: "h".into(),
+            port: 9,
+            protocol: Protocol::Sctp,
+            served: true,
+        };
+        assert!(matches!(
+            command(&sctp, ProbeTimeout(1)),
+            Command::Decided(Outcome::Unsupported(_))
+        ));
+        let Command::Run(argv) = command(&dns(), ProbeTimeout(1)) else {
+            panic!("runs")
+        };
+        assert_eq!(
+            argv.join(" "),
+            "dig +search +time=1 +tries=1 kubernetes.default"
+        );
     }
 
     /// (action, exit code, output, outcome)
@@ -322,15 +432,36 @@ mod tests {
 
     #[test]
     fn batch_round_trip() {
-        let script = batch_script(&[(0, vec!["curl".into(), "http://a:80/".into()]), (3, vec!["sh".into(), "-c".into(), "printf ping | nc -u -w 1 a 53".into()])]);
+        let script = batch_script(&[
+            (0, vec!["curl".into(), "http://a:80/".into()]),
+            (
+                3,
+                vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "printf ping | nc -u -w 1 a 53".into(),
+                ],
+            ),
+        ]);
         assert!(script.contains("r 0 curl http://a:80/ &\n"), "{script}");
-        assert!(script.contains("r 3 sh -c 'printf ping | nc -u -w 1 a 53' &\n"), "{script}");
+        assert!(
+            script.contains("r 3 sh -c 'printf ping | nc -u -w 1 a 53' &\n"),
+            "{script}"
+        );
         assert!(script.ends_with("wait\n"));
         // "netreach x/b 53/udp\n" and "" in base64.
         let out = "noise\n@@3 0 1002 bmV0cmVhY2ggeC9iIDUzL3VkcAo=\n@@0 7 4 \n";
         let r = parse_batch(out);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0], RawResult { index: 3, exit_code: 0, elapsed_ms: 1002, output: "netreach x/b 53/udp\n".into() });
+        assert_eq!(
+            r[0],
+            RawResult {
+                index: 3,
+                exit_code: 0,
+                elapsed_ms: 1002,
+                output: "netreach x/b 53/udp\n".into()
+            }
+        );
         assert_eq!(r[1].output, "");
         assert_eq!(decode_base64("YWI="), Some("ab".into()));
         assert_eq!(decode_base64("YQ=="), Some("a".into()));
@@ -339,16 +470,37 @@ mod tests {
 
     #[test]
     fn missing_results_are_errors_with_repro_commands() {
-        let cell = CellKey { from: PodId::new("x", "a"), to: Target::Pod(PodId::new("x", "b")), port: None, via: Some(Via::Ip) };
-        let p = BoundProbe { cell, namespace: "x-1".into(), pod: "a".into(), action: tcp() };
+        let cell = CellKey {
+            from: PodId::new("x", "a"),
+            to: Target::Pod(PodId::new("x", "b")),
+            port: None,
+            via: Some(Via::Ip),
+        };
+        let p = BoundProbe {
+            cell,
+            namespace: "x-1".into(),
+            pod: "a".into(),
+            action: tcp(),
+        };
         let cmds = vec![command(&p.action, ProbeTimeout(1))];
-        let obs = observations(std::slice::from_ref(&p), &cmds, &[], Some("kind-netreach"), ProbeTimeout(1));
+        let obs = observations(
+            std::slice::from_ref(&p),
+            &cmds,
+            &[],
+            Some("kind-netreach"),
+            ProbeTimeout(1),
+        );
         assert!(matches!(obs[0].outcome, Outcome::Error(_)));
         assert_eq!(
             obs[0].detail.command.as_deref(),
-            Some("kubectl --context kind-netreach -n x-1 exec a -- curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/")
+            Some(
+                "kubectl --context kind-netreach -n x-1 exec a -- curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/"
+            )
         );
         let udp_p = BoundProbe { action: udp(), ..p };
-        assert!(repro(None, &udp_p, ProbeTimeout(1)).is_some_and(|c| c.ends_with("-- sh -c 'printf ping | nc -u -w 1 10.244.0.5 53'")));
+        assert!(
+            repro(None, &udp_p, ProbeTimeout(1))
+                .is_some_and(|c| c.ends_with("-- sh -c 'printf ping | nc -u -w 1 10.244.0.5 53'"))
+        );
     }
 }

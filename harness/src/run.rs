@@ -4,14 +4,14 @@
 //! infrastructure failures become report errors, mismatches become failed cells. It tears down
 //! what it deployed, also after a failure.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::bind::bind_probes;
 use crate::cluster::{Cluster, DeployPlan, InfraError, cluster_actions};
 use crate::model::Scenario;
 use crate::names::Naming;
 use crate::report::{ScenarioReport, StepReport};
-use crate::verdict::{Counts, judge_cell};
+use crate::verdict::{CellResult, Counts, Status, judge_cell};
 
 /// Something the runner did, for progress reporting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +39,17 @@ pub enum Event {
         /// Counts.
         counts: Counts,
     },
+    /// A probe round finished.
+    Probed {
+        /// Step index.
+        index: usize,
+        /// Round number (1-based).
+        round: usize,
+        /// Cells probed in the round.
+        cells: usize,
+        /// Cells disagreeing after the round.
+        disagreeing: usize,
+    },
     /// Teardown started.
     TearingDown,
 }
@@ -50,6 +61,134 @@ pub struct RunOptions {
     pub naming: Naming,
     /// Leave everything in place afterwards.
     pub keep: bool,
+    /// Leave everything in place when a cell failed (so the repro commands work).
+    pub keep_on_failure: bool,
+    /// How long disagreeing cells are re-probed after a step before they count as failed.
+    pub converge_timeout: Duration,
+    /// Pause between re-probe rounds.
+    pub retry_every: Duration,
+    /// The confirmation round starts no earlier than this after the step's changes.
+    pub settle: Duration,
+}
+
+impl RunOptions {
+    /// Defaults for a real cluster.
+    pub fn new(naming: Naming) -> Self {
+        RunOptions {
+            naming,
+            keep: false,
+            keep_on_failure: false,
+            converge_timeout: Duration::from_secs(30),
+            retry_every: Duration::from_millis(500),
+            settle: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RunOptions {
+    /// No waiting at all: for tests against a double that answers at once.
+    pub fn fast(naming: Naming) -> Self {
+        RunOptions {
+            converge_timeout: Duration::ZERO,
+            retry_every: Duration::ZERO,
+            settle: Duration::ZERO,
+            ..RunOptions::new(naming)
+        }
+    }
+}
+
+/// Probes every cell of a step until the cluster agrees with the expectations or the deadline
+/// passes, then once more in full: a cell may have agreed only because the previous state still
+/// held. Cells whose answer changes in that confirmation round are marked flaky.
+fn probe_step(
+    s: &Scenario,
+    step: &crate::model::Step,
+    cluster: &mut dyn Cluster,
+    bindings: &crate::bind::Bindings,
+    opts: &RunOptions,
+    changed_at: Instant,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<StepReport, InfraError> {
+    let probes = bind_probes(s, step.expected.cells.keys(), bindings)?;
+    let run = |cluster: &mut dyn Cluster, idx: &[usize]| -> Result<Vec<CellResult>, InfraError> {
+        let batch: Vec<_> = idx.iter().map(|&i| probes[i].clone()).collect();
+        let obs = cluster.probe(&batch)?;
+        if obs.len() != batch.len() {
+            return Err(InfraError::Probe(format!(
+                "the prober returned {} results for {} probes",
+                obs.len(),
+                batch.len()
+            )));
+        }
+        Ok(batch
+            .iter()
+            .zip(&obs)
+            .map(|(p, o)| judge_cell(&p.cell, &step.expected.cells[&p.cell], &p.action, o))
+            .collect())
+    };
+    let all: Vec<usize> = (0..probes.len()).collect();
+    let mut results = run(cluster, &all)?;
+    let mut rounds = 1;
+    let disagreeing = |r: &[CellResult]| -> Vec<usize> {
+        r.iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.status, Status::Fail | Status::Error))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    on_event(&Event::Probed {
+        index: step.index,
+        round: rounds,
+        cells: all.len(),
+        disagreeing: disagreeing(&results).len(),
+    });
+    loop {
+        let bad = disagreeing(&results);
+        if bad.is_empty() || changed_at.elapsed() >= opts.converge_timeout {
+            break;
+        }
+        std::thread::sleep(opts.retry_every);
+        let again = run(cluster, &bad)?;
+        for (i, r) in bad.iter().zip(again) {
+            results[*i] = r;
+        }
+        rounds += 1;
+        on_event(&Event::Probed {
+            index: step.index,
+            round: rounds,
+            cells: bad.len(),
+            disagreeing: disagreeing(&results).len(),
+        });
+    }
+    let converged = disagreeing(&results).is_empty();
+    let converge_ms = converged.then(|| millis(changed_at.elapsed()));
+    // Confirmation.
+    if let Some(wait) = opts.settle.checked_sub(changed_at.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    let confirm = run(cluster, &all)?;
+    rounds += 1;
+    for (old, new) in results.iter_mut().zip(confirm) {
+        let flaky = old.observed != new.observed;
+        *old = CellResult {
+            flaky: flaky || old.flaky,
+            ..new
+        };
+    }
+    on_event(&Event::Probed {
+        index: step.index,
+        round: rounds,
+        cells: all.len(),
+        disagreeing: disagreeing(&results).len(),
+    });
+    let mut sr = StepReport::ran(step, results);
+    sr.rounds = rounds;
+    sr.converge_ms = converge_ms;
+    Ok(sr)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Runs one scenario. Never panics on cluster failures: they end up in the report.
@@ -84,23 +223,8 @@ pub fn run_scenario(
                 let result = (|| -> Result<StepReport, InfraError> {
                     let actions = cluster_actions(&step.actions, &bindings)?;
                     cluster.apply(&actions)?;
-                    let probes = bind_probes(s, step.expected.cells.keys(), &bindings)?;
-                    let observations = cluster.probe(&probes)?;
-                    if observations.len() != probes.len() {
-                        return Err(InfraError::Probe(format!(
-                            "the prober returned {} results for {} probes",
-                            observations.len(),
-                            probes.len()
-                        )));
-                    }
-                    let results = probes
-                        .iter()
-                        .zip(&observations)
-                        .map(|(p, o)| {
-                            judge_cell(&p.cell, &step.expected.cells[&p.cell], &p.action, o)
-                        })
-                        .collect();
-                    Ok(StepReport::ran(step, results))
+                    let changed_at = Instant::now();
+                    probe_step(s, step, cluster, &bindings, opts, changed_at, on_event)
                 })();
                 let mut sr = match result {
                     Ok(sr) => sr,
@@ -118,7 +242,8 @@ pub fn run_scenario(
             }
         }
     }
-    if opts.keep {
+    let failed_cells = report.steps.iter().any(|st| st.counts.fail > 0);
+    if opts.keep || (opts.keep_on_failure && failed_cells) {
         report.kept = true;
     } else {
         on_event(&Event::TearingDown);
@@ -144,11 +269,14 @@ pub fn new_run_id() -> String {
 pub mod cli {
     use std::io::IsTerminal;
     use std::path::PathBuf;
+    use std::time::Duration;
 
-    use super::{RunOptions, new_run_id, run_scenario};
+    use super::{Event, RunOptions, new_run_id, run_scenario};
     use crate::cluster;
+    use crate::cluster::kube::KubeOptions;
     use crate::exit;
     use crate::names::Naming;
+    use crate::probe::ProbeTimeout;
     use crate::report::{self, ScenarioReport};
     use crate::scenario;
 
@@ -158,8 +286,8 @@ pub mod cli {
         /// Scenario files or folders of them.
         #[arg(required = true)]
         pub paths: Vec<PathBuf>,
-        /// The kubeconfig context to run against. Required: netreach never uses the current
-        /// context implicitly.
+        /// The kubeconfig context to run against (`KUBECONFIG` picks the kubeconfig). Required:
+        /// netreach never uses the current context implicitly.
         #[arg(long, env = "NETREACH_CONTEXT")]
         pub context: Option<String>,
         /// Write a JUnit XML report here.
@@ -169,8 +297,77 @@ pub mod cli {
         #[arg(long, value_name = "FILE")]
         pub json: Option<PathBuf>,
         /// Use the scenarios' namespace names as they are, instead of `<name>-<run id>`.
+        /// Refuses to run if such a namespace exists already.
         #[arg(long)]
         pub verbatim_namespaces: bool,
+        /// Leave namespaces, pods and policies in place afterwards.
+        #[arg(long)]
+        pub keep: bool,
+        /// Leave them in place when a cell disagreed, so the repro commands still work.
+        #[arg(long)]
+        pub keep_on_failure: bool,
+        /// Per-probe timeout inside the pod, in seconds.
+        #[arg(long, default_value_t = 2, value_name = "SECS")]
+        pub probe_timeout: u32,
+        /// Execs in flight at once.
+        #[arg(long, default_value_t = 8)]
+        pub parallelism: usize,
+        /// How long disagreeing cells are re-probed after a step, in seconds.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        pub converge_timeout: u64,
+        /// Minimum time between a step's changes and its confirmation round, in milliseconds.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        pub settle_ms: u64,
+        /// Probe image (default: `NETREACH_PROBE_IMAGE`, else `netreach-probe:latest`).
+        #[arg(long, env = "NETREACH_PROBE_IMAGE")]
+        pub probe_image: Option<String>,
+    }
+
+    /// Arguments of `netreach gc`.
+    #[derive(clap::Args, Debug)]
+    pub struct GcArgs {
+        /// The kubeconfig context.
+        #[arg(long, env = "NETREACH_CONTEXT")]
+        pub context: Option<String>,
+        /// A run whose heartbeat is older than this many seconds is gone.
+        #[arg(long, default_value_t = 120)]
+        pub stale_seconds: u64,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        pub dry_run: bool,
+    }
+
+    fn require_context(c: Option<&str>) -> Option<&str> {
+        let c = c.filter(|c| !c.is_empty());
+        if c.is_none() {
+            eprintln!(
+                "netreach: name the cluster with --context <kubeconfig context> or NETREACH_CONTEXT; \
+                 netreach never deploys into the current context implicitly"
+            );
+        }
+        c
+    }
+
+    /// Deletes what this process deployed when it is interrupted (Ctrl-C, SIGTERM), then exits 130.
+    pub fn cleanup_on_interrupt() {
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ]) else {
+            eprintln!(
+                "netreach: cannot install the interrupt handler; an interrupted run may leave namespaces (`netreach gc` removes them)"
+            );
+            return;
+        };
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                eprintln!("netreach: interrupted; deleting what this run created");
+                for what in cluster::kube::cleanup_live() {
+                    eprintln!("netreach: deleted {what}");
+                }
+                std::process::exit(130);
+            }
+        });
     }
 
     /// Runs `netreach run`; returns the exit code.
@@ -178,11 +375,7 @@ pub mod cli {
     /// # Errors
     /// When scenarios cannot be listed or reports cannot be written.
     pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
-        let Some(context) = args.context.as_deref().filter(|c| !c.is_empty()) else {
-            eprintln!(
-                "netreach: name the cluster to run against with --context <kubeconfig context> or NETREACH_CONTEXT; \
-                 netreach never deploys into the current context implicitly"
-            );
+        let Some(context) = require_context(args.context.as_deref()) else {
             return Ok(exit::USAGE);
         };
         let files = scenario::discover(&args.paths)?;
@@ -207,6 +400,7 @@ pub mod cli {
             eprintln!("netreach: {invalid} scenario(s) are invalid; nothing was deployed");
             return Ok(exit::INVALID);
         }
+        cleanup_on_interrupt();
         let naming = if args.verbatim_namespaces {
             Naming::Verbatim
         } else {
@@ -215,13 +409,29 @@ pub mod cli {
             }
         };
         let opts = RunOptions {
-            naming,
-            keep: false,
+            keep: args.keep,
+            keep_on_failure: args.keep_on_failure,
+            converge_timeout: Duration::from_secs(args.converge_timeout),
+            settle: Duration::from_millis(args.settle_ms),
+            ..RunOptions::new(naming)
         };
+        let mut kube_opts = KubeOptions {
+            probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
+            parallelism: args.parallelism.max(1),
+            ..KubeOptions::default()
+        };
+        if let Some(img) = &args.probe_image {
+            kube_opts.probe_image = img.clone();
+        }
+        let progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
         let mut reports: Vec<ScenarioReport> = Vec::new();
         for s in &scenarios {
-            let r = match cluster::connect(context) {
-                Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |_| {}),
+            let r = match cluster::connect(context, kube_opts.clone()) {
+                Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |e| {
+                    if progress {
+                        show(e);
+                    }
+                }),
                 Err(e) => ScenarioReport::not_run(s, e.to_string()),
             };
             print!("{}", report::text::render_scenario(&r));
@@ -235,6 +445,52 @@ pub mod cli {
         }
         print!("{}", report::text::render_summary(&reports));
         Ok(report::exit_code(&reports))
+    }
+
+    fn show(e: &Event) {
+        match e {
+            Event::Deploying { scenario, pods } => {
+                eprintln!("netreach: {scenario}: deploying {pods} pod(s)")
+            }
+            Event::StepStarted { index, name, cells } => {
+                eprintln!("netreach:   step {index} \"{name}\": {cells} cell(s)")
+            }
+            Event::Probed {
+                round,
+                cells,
+                disagreeing,
+                ..
+            } => {
+                eprintln!("netreach:     round {round}: {cells} probed, {disagreeing} disagreeing")
+            }
+            Event::StepFinished { .. } => {}
+            Event::TearingDown => eprintln!("netreach:   cleaning up"),
+        }
+    }
+
+    /// Runs `netreach gc`; returns the exit code.
+    ///
+    /// # Errors
+    /// When the cluster cannot be reached.
+    pub fn gc(args: &GcArgs) -> anyhow::Result<i32> {
+        let Some(context) = require_context(args.context.as_deref()) else {
+            return Ok(exit::USAGE);
+        };
+        let gone = cluster::kube::gc(
+            context,
+            Duration::from_secs(args.stale_seconds),
+            args.dry_run,
+        )?;
+        let verb = if args.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        for n in &gone {
+            println!("{verb} namespace {n}");
+        }
+        eprintln!("netreach gc: {} stale namespace(s) {verb}", gone.len());
+        Ok(exit::SUCCESS)
     }
 }
 
@@ -287,12 +543,9 @@ steps:
     }
 
     fn opts() -> RunOptions {
-        RunOptions {
-            naming: Naming::PerRun {
-                run_id: "abc123".into(),
-            },
-            keep: false,
-        }
+        RunOptions::fast(Naming::PerRun {
+            run_id: "abc123".into(),
+        })
     }
 
     /// Blocks traffic into b while deny-b is applied and not deleted: a correct cluster.
@@ -323,13 +576,20 @@ steps:
         );
         assert_eq!(r.counts.pass, 12);
         assert_eq!(r.steps.len(), 3);
-        // deploy, (apply, probe) x 3, teardown
+        // deploy, (apply, probe, confirmation probe) x 3, teardown
         assert!(matches!(c.calls[0], Call::Deploy(_)));
-        assert_eq!(c.calls.len(), 8);
-        assert_eq!(c.calls[7], Call::Teardown);
+        assert_eq!(c.calls.len(), 11);
+        assert_eq!(c.calls[2], Call::Probe(4));
+        assert_eq!(c.calls[3], Call::Probe(4));
+        assert_eq!(c.calls[10], Call::Teardown);
+        assert!(
+            r.steps
+                .iter()
+                .all(|st| st.rounds == 2 && st.converge_ms.is_some())
+        );
         // Real names in what reached the cluster.
-        let Call::Apply(step2) = &c.calls[3] else {
-            panic!("apply expected: {:?}", c.calls[3])
+        let Call::Apply(step2) = &c.calls[4] else {
+            panic!("apply expected: {:?}", c.calls[4])
         };
         let ClusterAction::ApplyPolicy { manifest, .. } = &step2[0] else {
             panic!("policy expected")
@@ -413,6 +673,107 @@ steps:
         assert_eq!(r.counts.pass, 0);
         assert_eq!(r.counts.error, 6);
         assert_eq!(r.counts.unsupported, 6);
+    }
+
+    /// A cluster that enforces deny-b only from its third probe round on (slow enforcement).
+    #[test]
+    fn slow_enforcement_converges_by_reprobing_only_disagreeing_cells() {
+        let s = scenario();
+        // The first two probes of a -> b after deny-b is applied still see the old state.
+        let mut seen_after_apply = 0;
+        let mut c = FakeCluster::new(move |p, applied| {
+            let want = correct(p, applied);
+            if p.cell.from.name == "a"
+                && p.cell.to.to_string() == "x/b"
+                && want == Outcome::TimedOut
+            {
+                seen_after_apply += 1;
+                if seen_after_apply <= 2 {
+                    return Outcome::Connected;
+                }
+            }
+            want
+        });
+        let opts = RunOptions {
+            converge_timeout: Duration::from_secs(5),
+            ..opts()
+        };
+        let r = run_scenario(&s, &mut c, &opts, &mut |_| {});
+        assert_eq!(
+            r.steps[1].counts.fail,
+            0,
+            "{}",
+            crate::report::text::render_scenario(&r)
+        );
+        assert!(r.steps[1].converge_ms.is_some());
+        // Step 2: full round (disagrees), re-probes of the one disagreeing cell, confirmation.
+        let probe_sizes: Vec<usize> = c
+            .calls
+            .iter()
+            .filter_map(|c| {
+                if let Call::Probe(n) = c {
+                    Some(*n)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert!(
+            probe_sizes.contains(&1),
+            "re-probes cover only the disagreeing cell: {probe_sizes:?}"
+        );
+    }
+
+    #[test]
+    fn a_cell_that_changes_in_the_confirmation_round_is_flaky() {
+        let s = scenario();
+        let mut n = 0;
+        let mut c = FakeCluster::new(move |p, applied| {
+            if p.cell.from.name == "a" && p.cell.to.to_string() == "x/b" {
+                n += 1;
+                // Right on the first round of every step, wrong on the confirmation.
+                if n % 2 == 0 {
+                    return if correct(p, applied) == Outcome::Connected {
+                        Outcome::TimedOut
+                    } else {
+                        Outcome::Connected
+                    };
+                }
+            }
+            correct(p, applied)
+        });
+        let r = run_scenario(&s, &mut c, &opts(), &mut |_| {});
+        assert!(r.steps.iter().all(|st| st.results.iter().any(|c| c.flaky)));
+        assert_eq!(r.status, ScenarioStatus::Failed);
+        let text = crate::report::text::render_scenario(&r);
+        assert!(text.contains("FLAKY x/a -> x/b 80/tcp"), "{text}");
+    }
+
+    #[test]
+    fn keep_on_failure_keeps_only_failed_runs() {
+        let s = scenario();
+        let mut c = FakeCluster::new(|_, _| Outcome::Connected);
+        let r = run_scenario(
+            &s,
+            &mut c,
+            &RunOptions {
+                keep_on_failure: true,
+                ..opts()
+            },
+            &mut |_| {},
+        );
+        assert!(r.kept && !c.calls.contains(&Call::Teardown));
+        let mut c = FakeCluster::new(correct);
+        let r = run_scenario(
+            &s,
+            &mut c,
+            &RunOptions {
+                keep_on_failure: true,
+                ..opts()
+            },
+            &mut |_| {},
+        );
+        assert!(!r.kept && c.calls.contains(&Call::Teardown));
     }
 
     #[test]

@@ -66,8 +66,12 @@ fn bind_all(cfg: &ServeConfig) -> Result<Vec<(PortProto, Socket)>, ServeError> {
     let mut out = Vec::new();
     for &p in &cfg.ports {
         let sock = match p.protocol {
-            Protocol::Tcp => Socket::Tcp(bind_tcp(p.port).map_err(|source| ServeError::Bind { port: p, source })?),
-            Protocol::Udp => Socket::Udp(bind_udp(p.port).map_err(|source| ServeError::Bind { port: p, source })?),
+            Protocol::Tcp => Socket::Tcp(
+                bind_tcp(p.port).map_err(|source| ServeError::Bind { port: p, source })?,
+            ),
+            Protocol::Udp => Socket::Udp(
+                bind_udp(p.port).map_err(|source| ServeError::Bind { port: p, source })?,
+            ),
             Protocol::Sctp => return Err(ServeError::Sctp(p)),
         };
         out.push((p, sock));
@@ -97,7 +101,9 @@ fn handle_tcp(mut s: TcpStream, line: &str) {
     let mut buf = [0u8; 2048];
     let n = s.read(&mut buf).unwrap_or(0);
     let req = &buf[..n];
-    let is_http = ["GET ", "HEAD ", "POST ", "PUT ", "OPTIONS "].iter().any(|m| req.starts_with(m.as_bytes()));
+    let is_http = ["GET ", "HEAD ", "POST ", "PUT ", "OPTIONS "]
+        .iter()
+        .any(|m| req.starts_with(m.as_bytes()));
     let _ = if is_http {
         let body = if req.starts_with(b"HEAD ") { "" } else { line };
         s.write_all(
@@ -117,8 +123,11 @@ fn handle_tcp(mut s: TcpStream, line: &str) {
 /// # Errors
 /// When a port cannot be bound or the ready file cannot be written.
 pub fn serve(cfg: &ServeConfig) -> Result<(), ServeError> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-        .map_err(ServeError::Signals)?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(ServeError::Signals)?;
     if let Some(f) = &cfg.ready_file {
         let _ = std::fs::remove_file(f);
     }
@@ -150,7 +159,11 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), ServeError> {
     eprintln!(
         "netreach serve: {} listening on {}",
         cfg.identity,
-        cfg.ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        cfg.ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     // Block until asked to stop.
     let sig = signals.forever().next();
@@ -162,7 +175,10 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), ServeError> {
 }
 
 fn write_ready(f: &Path, cfg: &ServeConfig) -> Result<(), ServeError> {
-    std::fs::write(f, format!("{}\n", cfg.identity)).map_err(|source| ServeError::Ready { path: f.to_owned(), source })
+    std::fs::write(f, format!("{}\n", cfg.identity)).map_err(|source| ServeError::Ready {
+        path: f.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -170,18 +186,31 @@ mod tests {
     use super::*;
 
     fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
     }
 
     #[test]
     fn answers_tcp_http_and_udp_and_writes_ready_last() {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("netreach-serve-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("netreach-serve-{}-{port}", std::process::id()));
         let ready = dir.join("ready");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cfg = ServeConfig {
             identity: "x/a".into(),
-            ports: vec![PortProto { port, protocol: Protocol::Tcp }, PortProto { port, protocol: Protocol::Udp }],
+            ports: vec![
+                PortProto {
+                    port,
+                    protocol: Protocol::Tcp,
+                },
+                PortProto {
+                    port,
+                    protocol: Protocol::Udp,
+                },
+            ],
             ready_file: Some(ready.clone()),
         };
         std::thread::spawn(move || serve(&cfg));
@@ -191,14 +220,21 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(std::fs::read_to_string(&ready).expect("ready file"), "x/a\n");
+        assert_eq!(
+            std::fs::read_to_string(&ready).expect("ready file"),
+            "x/a\n"
+        );
         // HTTP.
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
         let mut got = String::new();
         s.read_to_string(&mut got).expect("read");
         assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
-        assert!(got.ends_with(&format!("netreach x/a {port}/tcp\n")), "{got}");
+        assert!(
+            got.ends_with(&format!("netreach x/a {port}/tcp\n")),
+            "{got}"
+        );
         // Raw TCP: the line after a short read timeout.
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.write_all(b"hello").expect("write");
@@ -207,11 +243,15 @@ mod tests {
         assert_eq!(got, format!("netreach x/a {port}/tcp\n"));
         // UDP.
         let u = UdpSocket::bind("127.0.0.1:0").expect("udp");
-        u.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        u.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
         u.send_to(b"ping", ("127.0.0.1", port)).expect("send");
         let mut buf = [0u8; 128];
         let n = u.recv(&mut buf).expect("answer");
-        assert_eq!(std::str::from_utf8(&buf[..n]).expect("utf8"), format!("netreach x/a {port}/udp\n"));
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).expect("utf8"),
+            format!("netreach x/a {port}/udp\n")
+        );
     }
 
     #[test]
@@ -219,17 +259,27 @@ mod tests {
         let l = TcpListener::bind("0.0.0.0:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         let _l6 = TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
-        let ready = std::env::temp_dir().join(format!("netreach-serve-busy-{}-{port}", std::process::id()));
+        let ready =
+            std::env::temp_dir().join(format!("netreach-serve-busy-{}-{port}", std::process::id()));
         let cfg = ServeConfig {
             identity: "x/a".into(),
-            ports: vec![PortProto { port, protocol: Protocol::Tcp }],
+            ports: vec![PortProto {
+                port,
+                protocol: Protocol::Tcp,
+            }],
             ready_file: Some(ready.clone()),
         };
         let err = serve(&cfg).expect_err("port is taken");
         assert!(matches!(err, ServeError::Bind { .. }), "{err}");
         assert!(!ready.exists());
         assert!(matches!(
-            serve(&ServeConfig { ports: vec![PortProto { port: 9, protocol: Protocol::Sctp }], ..cfg }),
+            serve(&ServeConfig {
+                ports: vec![PortProto {
+                    port: 9,
+                    protocol: Protocol::Sctp
+                }],
+                ..cfg
+            }),
             Err(ServeError::Sctp(_))
         ));
     }

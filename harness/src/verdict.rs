@@ -136,6 +136,9 @@ pub struct CellResult {
     pub status: Status,
     /// How the probe ran (repro command, exit code, time).
     pub detail: crate::outcome::ProbeDetail,
+    /// The answer changed between the round that settled the step and the confirmation round.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
 }
 
 /// Judges one cell.
@@ -154,6 +157,7 @@ pub fn judge_cell(
         why,
         status: judge(expected.verdict, observed),
         detail: obs.detail.clone(),
+        flaky: false,
     }
 }
 

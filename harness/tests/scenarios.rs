@@ -8,6 +8,8 @@
 //!   The ambient (current) kube context is never used.
 //! - An invalid scenario fails its test whatever the context.
 //! - `NETREACH_SCENARIOS=<dir>[:<dir>…]` replaces the default `scenarios/` folder.
+//! - `NETREACH_PROBE_IMAGE` names the probe image (`cargo xtask test` sets it);
+//!   `NETREACH_KEEP_ON_FAILURE=1` leaves a failed scenario's namespaces for the repro commands.
 //! - `NETREACH_REPORT_DIR=<dir>` writes `junit.xml` and `report.json` there after the run
 //!   (libtest-mimic accepts only libtest's own flags, so reports are configured through the
 //!   environment).
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+use netreach::cluster::kube::KubeOptions;
 use netreach::names::Naming;
 use netreach::report::{self, ScenarioReport, ScenarioStatus};
 use netreach::run::{RunOptions, new_run_id, run_scenario};
@@ -84,13 +87,13 @@ fn run_one(
             "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly (`cargo xtask test` sets it)",
         ));
     };
-    let report = match cluster::connect(context) {
+    let report = match cluster::connect(context, KubeOptions::default()) {
         Ok(mut c) => {
             let opts = RunOptions {
-                naming: Naming::PerRun {
+                keep_on_failure: std::env::var_os("NETREACH_KEEP_ON_FAILURE").is_some(),
+                ..RunOptions::new(Naming::PerRun {
                     run_id: new_run_id(),
-                },
-                keep: false,
+                })
             };
             run_scenario(&s, c.as_mut(), &opts, &mut |_| {})
         }

@@ -47,6 +47,11 @@ pub struct StepReport {
     pub counts: Counts,
     /// Wall time.
     pub duration_ms: u64,
+    /// Probe rounds (first, re-probes of disagreeing cells, confirmation).
+    pub rounds: usize,
+    /// Time from the step's changes until every cell agreed (absent: never within the deadline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converge_ms: Option<u64>,
     /// Every judged cell.
     pub results: Vec<CellResult>,
 }
@@ -62,6 +67,8 @@ impl StepReport {
             error: None,
             counts: Counts::of(&results),
             duration_ms: 0,
+            rounds: 0,
+            converge_ms: None,
             results,
         }
     }
@@ -85,7 +92,10 @@ impl StepReport {
 
     /// Whether every cell passed and nothing went wrong.
     pub fn is_clean(&self) -> bool {
-        self.ran && self.error.is_none() && self.counts.pass == self.counts.total()
+        self.ran
+            && self.error.is_none()
+            && self.counts.pass == self.counts.total()
+            && !self.results.iter().any(|r| r.flaky)
     }
 
     /// The results with this status.
@@ -249,12 +259,9 @@ steps:
             .unwrap_or_else(|| panic!("{}", l.diagnostics.render(false)));
         let mut respond = respond;
         let mut c = FakeCluster::new(move |p, _| respond(p));
-        let opts = RunOptions {
-            naming: Naming::PerRun {
-                run_id: "r1d2e3".into(),
-            },
-            keep: false,
-        };
+        let opts = RunOptions::fast(Naming::PerRun {
+            run_id: "r1d2e3".into(),
+        });
         let mut r = run_scenario(&s, &mut c, &opts, &mut |_| {});
         // Fixed durations and a repro command, for stable snapshots.
         r.duration_ms = 1234;

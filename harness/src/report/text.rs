@@ -77,19 +77,37 @@ pub fn render_step(out: &mut String, s: &StepReport) {
         let _ = writeln!(out, "  {title}: error: {e}");
         return;
     }
+    let timing = match s.converge_ms {
+        Some(ms) if s.rounds > 0 => format!(
+            ", agreed after {:.1} s, {} round(s)",
+            ms as f64 / 1000.0,
+            s.rounds
+        ),
+        None if s.rounds > 0 => {
+            format!(", did not agree within the deadline, {} round(s)", s.rounds)
+        }
+        _ => String::new(),
+    };
     if s.is_clean() {
-        let _ = writeln!(out, "  {title}: {} cell(s) agree", s.counts.pass);
+        let _ = writeln!(out, "  {title}: {} cell(s) agree{timing}", s.counts.pass);
         return;
     }
     let c = s.counts;
     let _ = writeln!(
         out,
-        "  {title}: {} of {} cell(s) disagree, {} error(s), {} unsupported",
+        "  {title}: {} of {} cell(s) disagree, {} error(s), {} unsupported{timing}",
         c.fail,
         c.total(),
         c.error,
         c.unsupported
     );
+    let flaky = s.results.iter().filter(|r| r.flaky).count();
+    if flaky > 0 {
+        let _ = writeln!(
+            out,
+            "    {flaky} cell(s) changed their answer in the confirmation round (FLAKY)"
+        );
+    }
     for (group, cells) in groups(&s.results) {
         if cells.iter().all(|r| r.status == Status::Pass) {
             continue;
@@ -98,7 +116,11 @@ pub fn render_step(out: &mut String, s: &StepReport) {
         render_tables(out, &cells);
     }
     let _ = writeln!(out, "    ({LEGEND})\n");
-    for r in s.results.iter().filter(|r| r.status != Status::Pass) {
+    for r in s
+        .results
+        .iter()
+        .filter(|r| r.status != Status::Pass || r.flaky)
+    {
         render_cell(out, r);
     }
 }
@@ -106,6 +128,7 @@ pub fn render_step(out: &mut String, s: &StepReport) {
 /// One non-passing cell: what, expected (and why), observed (and why), repro command.
 pub fn render_cell(out: &mut String, r: &CellResult) {
     let tag = match r.status {
+        _ if r.flaky => "FLAKY",
         Status::Pass => "PASS",
         Status::Fail => "MISMATCH",
         Status::Unsupported => "UNSUPPORTED",
@@ -315,7 +338,7 @@ mod tests {
     fn mismatch_report() {
         let text = render_scenario(&testdata::mismatch());
         let want = r#"FAIL scenarios/tiny: 1 step(s), 6 cell(s): 5 pass, 1 fail (1.2 s)
-  step 1 "deny into b": 1 of 6 cell(s) disagree, 0 error(s), 0 unsupported
+  step 1 "deny into b": 1 of 6 cell(s) disagree, 0 error(s), 0 unsupported, did not agree within the deadline, 2 round(s)
 
     80/tcp via ip
     expected x/a x/b
