@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod diag;
 pub mod exit;
 pub mod expect;
+pub mod known;
 pub mod model;
 pub mod names;
 pub mod outcome;

@@ -127,9 +127,6 @@ fn serve(identity: String, ports: &[String], ready_file: Option<PathBuf>) -> any
         .iter()
         .map(|p| netreach::pattern::parse_port_proto(p).map_err(|e| anyhow::anyhow!(e)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if ports.is_empty() {
-        anyhow::bail!("nothing to serve: give at least one --port, e.g. --port 80/tcp");
-    }
     netreach::serve::serve(&netreach::serve::ServeConfig {
         identity,
         ports,

@@ -211,9 +211,11 @@ pub struct CellKey {
 }
 
 impl CellKey {
-    /// Whether source and target are the same pod.
+    /// Whether this is a pod reaching its own IP. Only `via: ip` counts: that traffic never leaves
+    /// the pod. Through its own Service the connection leaves the pod and comes back NATed
+    /// (hairpin), which CNIs and enforcers treat differently; such cells follow the rules.
     pub fn is_loopback(&self) -> bool {
-        matches!(&self.to, Target::Pod(p) if *p == self.from)
+        matches!(&self.to, Target::Pod(p) if *p == self.from) && self.via.is_none_or(|v| v == Via::Ip)
     }
 }
 

@@ -51,6 +51,9 @@ pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
             ..
         } => Command::Run(vec![
             "curl".into(),
+            // --verbose says why a connect failed ("Connection refused"), which curl's own
+            // error message ("Couldn't connect to server") does not.
+            "--verbose".into(),
             "--silent".into(),
             "--show-error".into(),
             "--output".into(),
@@ -210,7 +213,7 @@ pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
             ..
         } => match exit_code {
             0 | 52 | 56 => Outcome::Connected, // 52 empty reply / 56 recv failure: a connection was made
-            7 if lower.contains("refused") => Outcome::Refused,
+            7 if lower.contains("connection refused") => Outcome::Refused,
             28 => Outcome::TimedOut,
             6 => Outcome::DnsFailure(first_line(output)),
             127 => Outcome::Error("curl is missing in the source pod".into()),
@@ -367,7 +370,7 @@ mod tests {
         };
         assert_eq!(
             argv.join(" "),
-            "curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/"
+            "curl --verbose --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/"
         );
         let v6 = ProbeAction::Connect {
             host: "fd00::5".into(),
@@ -411,6 +414,12 @@ mod tests {
         let cases: Vec<(ProbeAction, i32, &str, Outcome)> = vec![
             (tcp(), 0, "", Outcome::Connected),
             (tcp(), 7, "curl: (7) Failed to connect to 10.244.0.5 port 80: Connection refused", Outcome::Refused),
+            (
+                tcp(),
+                7,
+                "*   Trying 10.244.1.3:80...\n* connect to 10.244.1.3 port 80 from 10.244.1.2 port 41234 failed: Connection refused\n* Failed to connect to 10.244.1.3 port 80 after 0 ms: Couldn't connect to server\ncurl: (7) Failed to connect to 10.244.1.3 port 80 after 0 ms: Couldn't connect to server",
+                Outcome::Refused,
+            ),
             (tcp(), 7, "curl: (7) Failed to connect to 10.244.0.5 port 80: No route to host", Outcome::Error("curl exited 7: curl: (7) Failed to connect to 10.244.0.5 port 80: No route to host".into())),
             (tcp(), 28, "curl: (28) Connection timed out after 1001 milliseconds", Outcome::TimedOut),
             (tcp(), 6, "curl: (6) Could not resolve host: web.x", Outcome::DnsFailure("curl: (6) Could not resolve host: web.x".into())),
@@ -494,7 +503,7 @@ mod tests {
         assert_eq!(
             obs[0].detail.command.as_deref(),
             Some(
-                "kubectl --context kind-netreach -n x-1 exec a -- curl --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/"
+                "kubectl --context kind-netreach -n x-1 exec a -- curl --verbose --silent --show-error --output /dev/null --connect-timeout 1 --max-time 2 http://10.244.0.5:80/"
             )
         );
         let udp_p = BoundProbe { action: udp(), ..p };

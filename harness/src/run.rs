@@ -206,7 +206,10 @@ pub fn run_scenario(
         pods: plan.pods.len(),
     });
     match cluster.deploy(&plan) {
-        Err(e) => report.error = Some(e.to_string()),
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.steps = s.steps.iter().map(StepReport::not_run).collect();
+        }
         Ok(bindings) => {
             let mut failed = false;
             for step in &s.steps {
@@ -401,19 +404,12 @@ pub mod cli {
             return Ok(exit::INVALID);
         }
         cleanup_on_interrupt();
-        let naming = if args.verbatim_namespaces {
-            Naming::Verbatim
-        } else {
-            Naming::PerRun {
-                run_id: new_run_id(),
-            }
-        };
-        let opts = RunOptions {
+        let base = RunOptions {
             keep: args.keep,
             keep_on_failure: args.keep_on_failure,
             converge_timeout: Duration::from_secs(args.converge_timeout),
             settle: Duration::from_millis(args.settle_ms),
-            ..RunOptions::new(naming)
+            ..RunOptions::new(Naming::Verbatim)
         };
         let mut kube_opts = KubeOptions {
             probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
@@ -426,6 +422,9 @@ pub mod cli {
         let progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
         let mut reports: Vec<ScenarioReport> = Vec::new();
         for s in &scenarios {
+            // Every scenario gets its own run id, so scenarios sharing logical names never collide.
+            let naming = if args.verbatim_namespaces { Naming::Verbatim } else { Naming::PerRun { run_id: new_run_id() } };
+            let opts = RunOptions { naming, ..base.clone() };
             let r = match cluster::connect(context, kube_opts.clone()) {
                 Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |e| {
                     if progress {

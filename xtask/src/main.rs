@@ -1,12 +1,21 @@
 //! `cargo xtask <task>`: the project's task runner (see README.md).
 //!
-//! Tasks shell out to cargo and the built `netreach` binary; there is no logic here that the
-//! product needs.
+//! Tasks shell out to cargo, the built `netreach` binary, Docker, kind and kubectl; there is no
+//! logic here that the product needs. One module per task: `kit` (offline kind kit), `cluster`
+//! (kind cluster lifecycle and `ensure_up`), with `sanity` (default-deny check), `host` (Docker
+//! engine, build tools), `ui` (progress, step logs) and `util`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+mod cluster;
+mod host;
+mod kit;
+mod sanity;
+mod ui;
+mod util;
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -15,16 +24,32 @@ tasks:
   test     run the whole test suite (unit, fixtures, cluster tests)
   run      run the shipped scenarios against a kind cluster
   schema   regenerate docs/scenario.schema.json from the Rust types
+  kit [--offline]
+           build and cache everything a kind cluster needs, from package registries only
+           (cache: $NETREACH_KIT_DIR, default ~/.cache/netreach-kit; versions: xtask/kit/versions.env);
+           --offline also lets it register a Docker runtime wrapper where the host needs one
+  cluster up [--offline]
+           create (unless present) the kind cluster `netreach`, load the probe image, and run the
+           default-deny sanity check; prints the KUBECONFIG/NETREACH_CONTEXT to use
+  cluster down
+           delete our kind clusters and containers (never the `kind` network or images)
+  cluster status
+           cluster, Kubernetes version, enforcer, probe image, kubeconfig, env
+  cluster selftest [--offline]
+           negative control: a throwaway cluster without an enforcer must fail the sanity check
 ";
 
 fn main() -> Result<()> {
-    let task = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().cloned().unwrap_or_default();
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
     match task.as_str() {
         "test" => test(),
         "run" => run(),
         "schema" => schema(&root),
+        "kit" => kit::main(&args[1..]),
+        "cluster" => cluster::main(&args[1..]),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
