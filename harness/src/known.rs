@@ -70,10 +70,14 @@ impl KnownDeviations {
     /// # Errors
     /// When the file cannot be read or parsed.
     pub fn load(path: &Path) -> Result<Self, KnownError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| KnownError::Read { path: path.display().to_string(), source })?;
-        serde_saphyr::from_str(&text)
-            .map_err(|e| KnownError::Parse { path: path.display().to_string(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| KnownError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_saphyr::from_str(&text).map_err(|e| KnownError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -107,7 +111,11 @@ fn observed_word(o: Observed) -> &'static str {
 
 /// Compares a report's failed cells with the list.
 pub fn account(report: &ScenarioReport, known: &KnownDeviations) -> Accounted {
-    let mine: Vec<&Deviation> = known.deviations.iter().filter(|d| d.scenario == report.id).collect();
+    let mine: Vec<&Deviation> = known
+        .deviations
+        .iter()
+        .filter(|d| d.scenario == report.id)
+        .collect();
     let mut out = Accounted::default();
     let mut seen = vec![false; mine.len()];
     for step in &report.steps {
@@ -128,7 +136,10 @@ pub fn account(report: &ScenarioReport, known: &KnownDeviations) -> Accounted {
     }
     for (d, s) in mine.iter().zip(seen) {
         if !s {
-            out.not_observed.push(format!("step {} {} (listed as {}, not observed)", d.step, d.cell, d.observed));
+            out.not_observed.push(format!(
+                "step {} {} (listed as {}, not observed)",
+                d.step, d.cell, d.observed
+            ));
         }
     }
     out
@@ -163,11 +174,16 @@ mod tests {
     #[test]
     fn unlisted_failures_and_stale_entries_are_not() {
         let a = account(&testdata::mismatch(), &list("x/b -> x/a 80/tcp", "allowed"));
-        assert_eq!(a.unexplained, vec!["step 1 x/a -> x/b 80/tcp: observed allowed".to_owned()]);
+        assert_eq!(
+            a.unexplained,
+            vec!["step 1 x/a -> x/b 80/tcp: observed allowed".to_owned()]
+        );
         assert_eq!(a.not_observed.len(), 1);
         assert!(!a.acceptable());
         // The right cell, but the enforcer now does something else.
-        assert!(!account(&testdata::mismatch(), &list("x/a -> x/b 80/tcp", "blocked")).acceptable());
+        assert!(
+            !account(&testdata::mismatch(), &list("x/a -> x/b 80/tcp", "blocked")).acceptable()
+        );
         // Nothing failed, but a deviation is listed: stale.
         let clean = testdata::report(|_| crate::outcome::Outcome::TimedOut);
         assert!(!account(&clean, &list("x/a -> x/b 80/tcp", "allowed")).acceptable());

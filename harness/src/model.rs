@@ -215,7 +215,8 @@ impl CellKey {
     /// the pod. Through its own Service the connection leaves the pod and comes back NATed
     /// (hairpin), which CNIs and enforcers treat differently; such cells follow the rules.
     pub fn is_loopback(&self) -> bool {
-        matches!(&self.to, Target::Pod(p) if *p == self.from) && self.via.is_none_or(|v| v == Via::Ip)
+        matches!(&self.to, Target::Pod(p) if *p == self.from)
+            && self.via.is_none_or(|v| v == Via::Ip)
     }
 }
 

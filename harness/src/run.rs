@@ -423,8 +423,17 @@ pub mod cli {
         let mut reports: Vec<ScenarioReport> = Vec::new();
         for s in &scenarios {
             // Every scenario gets its own run id, so scenarios sharing logical names never collide.
-            let naming = if args.verbatim_namespaces { Naming::Verbatim } else { Naming::PerRun { run_id: new_run_id() } };
-            let opts = RunOptions { naming, ..base.clone() };
+            let naming = if args.verbatim_namespaces {
+                Naming::Verbatim
+            } else {
+                Naming::PerRun {
+                    run_id: new_run_id(),
+                }
+            };
+            let opts = RunOptions {
+                naming,
+                ..base.clone()
+            };
             let r = match cluster::connect(context, kube_opts.clone()) {
                 Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |e| {
                     if progress {
