@@ -237,6 +237,7 @@ pub fn expand(
             }
             RawExpect::Allow(p) => apply_rule(sink, s, &mut st, p, Verdict::Allow),
             RawExpect::Block(p) => apply_rule(sink, s, &mut st, p, Verdict::Block),
+            RawExpect::Unresolved(p) => apply_rule(sink, s, &mut st, p, Verdict::Unresolved),
             RawExpect::Table(t) => apply_table(sink, s, &mut st, t),
         }
     }
@@ -375,6 +376,25 @@ fn apply_rule(
             st.set(k, verdict, Origin { kind, line }, explicit.then_some(pos));
             n += 1;
         }
+    }
+    if verdict == Verdict::Unresolved
+        && s.cells.iter().any(|k| {
+            k.via != Some(Via::Dns)
+                && from
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&k.from.ns, &k.from.name))
+                && to.as_ref().is_none_or(|t| t.matches(&k.to))
+                && port.matches(s, &k.to, k.port)
+                && via_matches(via, k.via)
+        })
+    {
+        sink.error(
+            Code::Conflict,
+            pos,
+            "`unresolved` applies only to connections by DNS name",
+        )
+        .help("add `via: dns` to the pattern; other cells are `allow` or `block`");
+        return;
     }
     if n == 0 {
         // A literal target that does not serve the port is the likely cause: say so, at the port.

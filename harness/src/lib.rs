@@ -5,6 +5,7 @@
 //! [`outcome`]s -> [`verdict`] (diff) -> [`report`]. Everything but the cluster implementation is
 //! pure: no Kubernetes client, no async runtime. See ARCHITECTURE.md.
 
+pub mod bench;
 pub mod bind;
 pub mod cluster;
 pub mod diag;

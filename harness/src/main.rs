@@ -36,6 +36,25 @@ enum Command {
     },
     /// Run scenarios against a cluster.
     Run(netreach::run::cli::RunArgs),
+    /// Measure full matrices, batched against one exec per cell (writes Markdown to stdout).
+    #[command(hide = true)]
+    Bench {
+        /// The kubeconfig context.
+        #[arg(long, env = "NETREACH_CONTEXT")]
+        context: String,
+        /// Pod counts.
+        #[arg(long, value_delimiter = ',', default_value = "3,9,30")]
+        sizes: Vec<usize>,
+        /// Per-probe timeout in seconds.
+        #[arg(long, default_value_t = 1)]
+        probe_timeout: u32,
+        /// Rounds per mode (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
     Gc(netreach::run::cli::GcArgs),
     /// Print the JSON Schema of the scenario format.
@@ -68,6 +87,26 @@ fn main() -> ExitCode {
         Command::Validate { paths, short } => validate(&paths, short),
         Command::Run(args) => netreach::run::cli::main(&args),
         Command::Gc(args) => netreach::run::cli::gc(&args),
+        Command::Bench {
+            context,
+            sizes,
+            probe_timeout,
+            rounds,
+            json,
+        } => (|| {
+            let results = netreach::bench::run(
+                &context,
+                &sizes,
+                netreach::probe::ProbeTimeout(probe_timeout.max(1)),
+                rounds.max(1),
+                &mut |l| eprintln!("bench: {l}"),
+            )?;
+            if let Some(p) = json {
+                std::fs::write(p, serde_json::to_string_pretty(&results)?)?;
+            }
+            print!("{}", netreach::bench::markdown(&results));
+            Ok(exit::SUCCESS)
+        })(),
         Command::Serve {
             identity,
             ports,

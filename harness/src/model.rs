@@ -252,6 +252,7 @@ impl Verdict {
         match self {
             Verdict::Allow => "allow",
             Verdict::Block => "block",
+            Verdict::Unresolved => "unresolved",
         }
     }
 }

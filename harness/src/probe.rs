@@ -214,6 +214,7 @@ pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
         } => match exit_code {
             0 | 52 | 56 => Outcome::Connected, // 52 empty reply / 56 recv failure: a connection was made
             7 if lower.contains("connection refused") => Outcome::Refused,
+            28 if lower.contains("resolving timed out") => Outcome::DnsFailure(first_line(output)),
             28 => Outcome::TimedOut,
             6 => Outcome::DnsFailure(first_line(output)),
             127 => Outcome::Error("curl is missing in the source pod".into()),
@@ -422,6 +423,12 @@ mod tests {
             ),
             (tcp(), 7, "curl: (7) Failed to connect to 10.244.0.5 port 80: No route to host", Outcome::Error("curl exited 7: curl: (7) Failed to connect to 10.244.0.5 port 80: No route to host".into())),
             (tcp(), 28, "curl: (28) Connection timed out after 1001 milliseconds", Outcome::TimedOut),
+            (
+                tcp(),
+                28,
+                "curl: (28) Resolving timed out after 2000 milliseconds",
+                Outcome::DnsFailure("curl: (28) Resolving timed out after 2000 milliseconds".into()),
+            ),
             (tcp(), 6, "curl: (6) Could not resolve host: web.x", Outcome::DnsFailure("curl: (6) Could not resolve host: web.x".into())),
             (tcp(), 127, "sh: curl: not found", Outcome::Error("curl is missing in the source pod".into())),
             (udp(), 0, "netreach x/b 53/udp\n", Outcome::Connected),

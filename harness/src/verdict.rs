@@ -113,8 +113,11 @@ pub fn judge(expected: Verdict, observed: Observed) -> Status {
     match (expected, observed) {
         (_, Observed::Unsupported) => Status::Unsupported,
         (_, Observed::Error) => Status::Error,
-        (Verdict::Allow, Observed::Allowed) | (Verdict::Block, Observed::Blocked) => Status::Pass,
+        (Verdict::Allow, Observed::Allowed)
+        | (Verdict::Block, Observed::Blocked)
+        | (Verdict::Unresolved, Observed::DnsFailure) => Status::Pass,
         (Verdict::Allow, Observed::Blocked) | (Verdict::Block, Observed::Allowed) => Status::Fail,
+        (Verdict::Unresolved, Observed::Allowed | Observed::Blocked) => Status::Fail,
         (_, Observed::DnsFailure) => Status::Fail,
     }
 }

@@ -54,6 +54,9 @@ pub struct KubeOptions {
     pub ready_timeout: Duration,
     /// Docker network of the kind cluster (for external endpoints).
     pub docker_network: String,
+    /// One exec per source pod per round (true), or one exec per cell (the Kubernetes e2e
+    /// suite's way; kept for benchmarks).
+    pub batch: bool,
 }
 
 impl Default for KubeOptions {
@@ -66,6 +69,7 @@ impl Default for KubeOptions {
             ready_timeout: Duration::from_secs(180),
             docker_network: std::env::var("NETREACH_DOCKER_NETWORK")
                 .unwrap_or_else(|_| "kind".into()),
+            batch: true,
         }
     }
 }
@@ -90,6 +94,7 @@ pub struct KubeCluster {
     containers: Vec<String>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     live_id: Option<usize>,
+    execs: usize,
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -163,7 +168,18 @@ impl KubeCluster {
             containers: Vec::new(),
             heartbeat: None,
             live_id: None,
+            execs: 0,
         })
+    }
+
+    /// Execs run so far.
+    pub fn execs(&self) -> usize {
+        self.execs
+    }
+
+    /// The options, to change batching and parallelism between rounds (benchmarks).
+    pub fn options_mut(&mut self) -> &mut KubeOptions {
+        &mut self.opts
     }
 
     fn register_live(&mut self) {
@@ -657,8 +673,8 @@ impl KubeCluster {
     }
 }
 
-/// A source pod: (real namespace, pod name).
-type SourcePod = (String, String);
+/// One exec: (real namespace, pod name, cell index in per-cell mode or 0).
+type SourcePod = (String, String, usize);
 
 /// Runs `script` in a pod and returns its stdout.
 async fn exec_script(
@@ -741,20 +757,25 @@ impl Cluster for KubeCluster {
             .iter()
             .map(|p| probe::command(&p.action, t))
             .collect();
-        // One exec per source pod.
+        // One exec per source pod (or per cell when not batching).
+        let key = |i: usize, p: &BoundProbe| {
+            (
+                p.namespace.clone(),
+                p.pod.clone(),
+                if self.opts.batch { 0 } else { i },
+            )
+        };
         let mut groups: BTreeMap<SourcePod, Vec<(usize, Vec<String>)>> = BTreeMap::new();
         for (i, (p, c)) in probes.iter().zip(&commands).enumerate() {
             if let Command::Run(argv) = c {
-                groups
-                    .entry((p.namespace.clone(), p.pod.clone()))
-                    .or_default()
-                    .push((i, argv.clone()));
+                groups.entry(key(i, p)).or_default().push((i, argv.clone()));
             }
         }
+        self.execs += groups.len();
         let limit = Duration::from_secs(u64::from(t.0) * 2 + 20);
         let client = self.client.clone();
         let parallelism = self.opts.parallelism.max(1);
-        let outputs: Vec<((String, String), Result<String, String>)> = self.rt.block_on(
+        let outputs: Vec<(SourcePod, Result<String, String>)> = self.rt.block_on(
             futures::stream::iter(groups.iter().map(|(key, batch)| {
                 let client = client.clone();
                 let script = probe::batch_script(batch);
@@ -768,7 +789,7 @@ impl Cluster for KubeCluster {
             .collect(),
         );
         let mut results = Vec::new();
-        let mut failed: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut failed: BTreeMap<SourcePod, String> = BTreeMap::new();
         for (key, r) in outputs {
             match r {
                 Ok(out) => results.extend(probe::parse_batch(&out)),
@@ -778,8 +799,8 @@ impl Cluster for KubeCluster {
             }
         }
         let mut obs = probe::observations(probes, &commands, &results, Some(&self.context), t);
-        for (o, p) in obs.iter_mut().zip(probes) {
-            if let Some(e) = failed.get(&(p.namespace.clone(), p.pod.clone()))
+        for (i, (o, p)) in obs.iter_mut().zip(probes).enumerate() {
+            if let Some(e) = failed.get(&key(i, p))
                 && matches!(o.outcome, Outcome::Error(_))
             {
                 o.outcome = Outcome::Error(e.clone());

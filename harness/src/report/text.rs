@@ -141,6 +141,7 @@ pub fn render_cell(out: &mut String, r: &CellResult) {
         match r.expected.verdict {
             Verdict::Allow => "allowed",
             Verdict::Block => "blocked",
+            Verdict::Unresolved => "unresolved",
         },
         r.expected.origin,
         r.observed,
@@ -208,13 +209,7 @@ fn render_tables(out: &mut String, cells: &[&CellResult]) {
         })
     };
     out.push_str(&indent(
-        &table("expected", &|r| {
-            if r.expected.verdict == Verdict::Allow {
-                '.'
-            } else {
-                'X'
-            }
-        }),
+        &table("expected", &|r| expected_symbol(r.expected.verdict)),
         4,
     ));
     out.push_str(&indent(&table("observed", &|r| r.observed.symbol()), 4));
@@ -264,6 +259,15 @@ pub fn truth_table(
 fn indent(s: &str, n: usize) -> String {
     let pad = " ".repeat(n);
     s.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// `.` allowed, `X` blocked, `D` unresolved.
+fn expected_symbol(v: Verdict) -> char {
+    match v {
+        Verdict::Allow => '.',
+        Verdict::Block => 'X',
+        Verdict::Unresolved => 'D',
+    }
 }
 
 /// The closing summary of a run.
@@ -322,7 +326,7 @@ pub fn render_expected(cells: &BTreeMap<CellKey, crate::model::Expected>) -> Str
             .collect();
         out.push_str(&truth_table(&g, &rows, &cols, &|r, c| {
             m.get(&(r.to_owned(), c.to_owned()))
-                .map(|v| if *v == Verdict::Allow { '.' } else { 'X' })
+                .map(|v| expected_symbol(*v))
         }));
         out.push('\n');
     }

@@ -383,6 +383,9 @@ pub enum RawExpect {
     Allow(#[schemars(with = "RawCellPattern")] Sp<RawCellPattern>),
     /// Cells matching the pattern are blocked.
     Block(#[schemars(with = "RawCellPattern")] Sp<RawCellPattern>),
+    /// Connections by DNS name (`via: dns`) matching the pattern fail because the name does not
+    /// resolve (typically: an egress policy blocks DNS). Not the same as blocked.
+    Unresolved(#[schemars(with = "RawCellPattern")] Sp<RawCellPattern>),
     /// A truth table for one port (rows = from, columns = to).
     Table(#[schemars(with = "RawTable")] Sp<RawTable>),
 }
@@ -395,6 +398,9 @@ pub enum Verdict {
     Allow,
     /// The connection is blocked.
     Block,
+    /// The target's name does not resolve, so the connection is never tried (`via: dns` only;
+    /// written as an `unresolved:` entry).
+    Unresolved,
 }
 
 /// A set of cells: every field is a pattern; absent means any.

@@ -482,6 +482,31 @@ fn tables_that_match_nothing_are_reported() {
 }
 
 #[test]
+fn unresolved_is_only_for_connections_by_name() {
+    let head = format!(
+        "{HEAD}probes:\n  - {{from: x/a, to: x/b, via: dns}}\n  - {{from: x/a, to: x/b}}\n"
+    );
+    let ok = valid(&format!(
+        "{head}steps:\n  - expect: [{{default: block}}, {{unresolved: {{via: dns}}}}]\n"
+    ));
+    assert_eq!(
+        ok.steps[0]
+            .expected
+            .cells
+            .values()
+            .filter(|e| e.verdict == Verdict::Unresolved)
+            .count(),
+        1
+    );
+    assert_eq!(
+        codes(&format!(
+            "{head}steps:\n  - expect: [{{default: block}}, {{unresolved: {{to: x/b}}}}]\n"
+        )),
+        vec![(Code::Conflict, 11)]
+    );
+}
+
+#[test]
 fn kubernetes_name_label_is_not_the_scenarios_to_set() {
     let c = codes(
         "version: 1\nnamespaces: [{name: x, labels: {kubernetes.io/metadata.name: x}}]\npods: [{name: a, namespace: x, ports: [80]}]\nsteps: [{expect: [{default: allow}]}]\n",
