@@ -5,7 +5,7 @@
 //! resolved 6), `nc -u` with a datagram for UDP (judged by the server's answer: `nc -u -z`
 //! succeeds whether or not anything listens), `dig` for name resolution. A batch of probes runs
 //! as one shell script in one exec: every probe in the background, each bounded by its own
-//! timeout, each reporting `@@<index> <exit code> <elapsed ms> <base64 output>`.
+//! timeout, each reporting `@@<index> <exit code> <elapsed ms> <output lines joined by " | ">`.
 
 use std::fmt::Write as _;
 
@@ -95,7 +95,7 @@ pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=+,@[]%".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=+,@%".contains(&b))
     {
         s.to_owned()
     } else {
@@ -126,9 +126,12 @@ pub fn repro(context: Option<&str>, p: &BoundProbe, t: ProbeTimeout) -> Option<S
 
 /// The shell script that runs `probes` (indices into the batch) concurrently and reports each.
 pub fn batch_script(probes: &[(usize, Vec<String>)]) -> String {
+    // bash: $EPOCHREALTIME and ${o//…} need no extra processes, so a probe costs one fork for
+    // `&`, one for `$(…)` and the tool itself.
     let mut s = String::from(
-        "r() { i=$1; shift; s=$(date +%s%N); o=$(\"$@\" 2>&1); c=$?; e=$(date +%s%N); \
-         printf '@@%s %s %s %s\\n' \"$i\" \"$c\" \"$(( (e - s) / 1000000 ))\" \"$(printf %s \"$o\" | base64 -w0)\"; }\n",
+        "r() { local i=$1; shift; local s=${EPOCHREALTIME/./} o c e; o=$(\"$@\" 2>&1); c=$?; \
+         e=${EPOCHREALTIME/./}; o=${o//$'\\r'/}; o=${o//$'\\n'/ | }; \
+         printf '@@%s %s %s %s\\n' \"$i\" \"$c\" \"$(( (e - s) / 1000 ))\" \"$o\"; }\n",
     );
     for (i, argv) in probes {
         let words: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
@@ -136,6 +139,102 @@ pub fn batch_script(probes: &[(usize, Vec<String>)]) -> String {
     }
     s.push_str("wait\n");
     s
+}
+
+/// A round's work in one pod: the script, and which probes its single parallel `curl` runs.
+///
+/// Plain TCP probes to an address (pod IP, Service IP, external endpoint) all go to ONE `curl
+/// --parallel` process: process start-up, not the network, dominates a batch on small nodes
+/// (measured in BENCHMARKS.md). curl reports each transfer on a `@@T<n> <exit> <seconds>
+/// <message>` line; "Connection refused" appears only in its verbose log, which names the
+/// address and port, so refusals are matched back by address. Probes by DNS name, UDP and DNS
+/// resolution run one process each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// The bash script.
+    pub script: String,
+    /// Probe indices of the parallel curl's URLs, in order, with the `host port` each connects to.
+    pub parallel: Vec<(usize, String)>,
+}
+
+/// Builds the script for a pod's probes: `(index, action, argv)`.
+pub fn build_batch(items: &[(usize, &ProbeAction, Vec<String>)], t: ProbeTimeout) -> Batch {
+    let (tcp, rest): (Vec<_>, Vec<_>) = items.iter().partition(|(_, a, _)| {
+        matches!(a, ProbeAction::Connect { host, protocol: Protocol::Tcp, .. } if host.parse::<std::net::IpAddr>().is_ok())
+    });
+    let singles: Vec<(usize, Vec<String>)> =
+        rest.iter().map(|(i, _, argv)| (*i, argv.clone())).collect();
+    let mut script = batch_script(&singles);
+    let mut parallel = Vec::new();
+    if !tcp.is_empty() {
+        let secs = t.0.max(1);
+        let mut cmd = format!(
+            "curl --parallel --parallel-immediate --parallel-max 512 --verbose --silent --show-error \
+             --connect-timeout {secs} --max-time {} --write-out '\\n@@T%{{urlnum}} %{{exitcode}} %{{time_total}} %{{errormsg}}\\n'",
+            secs + 1
+        );
+        for (i, a, _) in &tcp {
+            if let ProbeAction::Connect { host, port, .. } = a {
+                let _ = write!(cmd, " -o /dev/null http://{}:{port}/", host_for_url(host));
+                parallel.push((*i, format!("{host} port {port}")));
+            }
+        }
+        // (The format starts with a newline because curl reads `--write-out @file` from a file.)
+        // Before `wait`, in the background like the others; stderr (the verbose log) too.
+        let at = script.rfind("wait\n").unwrap_or(script.len());
+        script.insert_str(at, &format!("{cmd} 2>&1 &\n"));
+    }
+    Batch { script, parallel }
+}
+
+impl Batch {
+    /// Parses the script's output into one result per probe that reported.
+    pub fn parse(&self, stdout: &str) -> Vec<RawResult> {
+        let mut out = parse_batch(stdout);
+        if self.parallel.is_empty() {
+            return out;
+        }
+        let refused: std::collections::BTreeSet<String> = stdout
+            .lines()
+            .filter(|l| l.contains("Connection refused"))
+            .filter_map(|l| {
+                let rest = &l[l.find("connect to ")? + "connect to ".len()..];
+                let mut w = rest.split_whitespace();
+                let host = w.next()?;
+                (w.next()? == "port").then_some(())?;
+                let port = w.next()?;
+                Some(format!("{host} port {port}"))
+            })
+            .collect();
+        for l in stdout.lines() {
+            let Some(rest) = l.strip_prefix("@@T") else {
+                continue;
+            };
+            let mut it = rest.splitn(4, ' ');
+            let (Some(n), Some(code), Some(secs)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let (Ok(n), Ok(code), Ok(secs)) =
+                (n.parse::<usize>(), code.parse::<i32>(), secs.parse::<f64>())
+            else {
+                continue;
+            };
+            let Some((index, addr)) = self.parallel.get(n) else {
+                continue;
+            };
+            let mut output = it.next().unwrap_or("").to_owned();
+            if code == 7 && refused.contains(addr) {
+                output = format!("connect to {addr} failed: Connection refused\n{output}");
+            }
+            out.push(RawResult {
+                index: *index,
+                exit_code: code,
+                elapsed_ms: (secs * 1000.0) as u64,
+                output,
+            });
+        }
+        out
+    }
 }
 
 /// One parsed result line.
@@ -156,12 +255,14 @@ pub fn parse_batch(stdout: &str) -> Vec<RawResult> {
     stdout
         .lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix("@@")?;
+            let rest = l.strip_prefix("@@").filter(|r| !r.starts_with('T'))?;
             let mut it = rest.splitn(4, ' ');
             let index = it.next()?.parse().ok()?;
             let exit_code = it.next()?.parse().ok()?;
             let elapsed_ms = it.next()?.parse().ok()?;
-            let output = decode_base64(it.next().unwrap_or("").trim())?;
+            // Lines of the tool's output, joined with " | " by the script. (`@@T` lines are the
+            // parallel curl's; `Batch::parse` reads those.)
+            let output = it.next().unwrap_or("").replace(" | ", "\n");
             Some(RawResult {
                 index,
                 exit_code,
@@ -170,27 +271,6 @@ pub fn parse_batch(stdout: &str) -> Vec<RawResult> {
             })
         })
         .collect()
-}
-
-fn decode_base64(s: &str) -> Option<String> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for b in s.bytes() {
-        if b == b'=' {
-            break;
-        }
-        let v = ALPHABET.iter().position(|&a| a == b)? as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn first_line(s: &str) -> String {
@@ -465,23 +545,185 @@ mod tests {
             "{script}"
         );
         assert!(script.ends_with("wait\n"));
-        // "netreach x/b 53/udp\n" and "" in base64.
-        let out = "noise\n@@3 0 1002 bmV0cmVhY2ggeC9iIDUzL3VkcAo=\n@@0 7 4 \n";
+        let out = "noise\n@@3 0 1002 netreach x/b 53/udp\n@@0 7 4 \n@@1 7 3 * Trying | curl: (7) failed\n";
         let r = parse_batch(out);
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 3);
         assert_eq!(
             r[0],
             RawResult {
                 index: 3,
                 exit_code: 0,
                 elapsed_ms: 1002,
-                output: "netreach x/b 53/udp\n".into()
+                output: "netreach x/b 53/udp".into()
             }
         );
         assert_eq!(r[1].output, "");
-        assert_eq!(decode_base64("YWI="), Some("ab".into()));
-        assert_eq!(decode_base64("YQ=="), Some("a".into()));
-        assert_eq!(decode_base64("!!"), None);
+        assert_eq!(r[2].output, "* Trying\ncurl: (7) failed");
+    }
+
+    #[test]
+    fn parallel_curl_results_map_back_by_url_number_and_address() {
+        let a = tcp();
+        let b = ProbeAction::Connect {
+            host: "10.244.0.6".into(),
+            port: 81,
+            protocol: Protocol::Tcp,
+            served: true,
+        };
+        let by_name = ProbeAction::Connect {
+            host: "web.x.svc.cluster.local".into(),
+            port: 80,
+            protocol: Protocol::Tcp,
+            served: true,
+        };
+        let argv = |x: &ProbeAction| match command(x, ProbeTimeout(1)) {
+            Command::Run(v) => v,
+            Command::Decided(_) => vec![],
+        };
+        let batch = build_batch(
+            &[
+                (0, &a, argv(&a)),
+                (1, &by_name, argv(&by_name)),
+                (2, &b, argv(&b)),
+            ],
+            ProbeTimeout(1),
+        );
+        assert_eq!(
+            batch.parallel,
+            vec![
+                (0, "10.244.0.5 port 80".to_owned()),
+                (2, "10.244.0.6 port 81".to_owned())
+            ]
+        );
+        assert!(
+            batch.script.contains("r 1 curl"),
+            "by-name probes run alone: {}",
+            batch.script
+        );
+        assert!(batch.script.contains("-o /dev/null http://10.244.0.5:80/ -o /dev/null http://10.244.0.6:81/ 2>&1 &\nwait\n"), "{}", batch.script);
+        let out = "* connect to 10.244.0.6 port 81 from 10.244.0.9 port 5555 failed: Connection refused\n\
+                   @@T0 0 0.004 \n@@T1 7 0.001 Failed to connect to 10.244.0.6 port 81 after 0 ms: Couldn't connect to server\n\
+                   @@1 6 3 curl: (6) Could not resolve host: web.x.svc.cluster.local\n";
+        let mut r = batch.parse(out);
+        r.sort_by_key(|x| x.index);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            classify(&a, r[0].exit_code, &r[0].output),
+            Outcome::Connected
+        );
+        assert!(matches!(
+            classify(&by_name, r[1].exit_code, &r[1].output),
+            Outcome::DnsFailure(_)
+        ));
+        assert_eq!(classify(&b, r[2].exit_code, &r[2].output), Outcome::Refused);
+        assert_eq!(r[0].elapsed_ms, 4);
+    }
+
+    /// The parallel curl really runs (the host's curl) against a real listener and a closed port.
+    #[test]
+    fn parallel_curl_runs_against_real_ports() {
+        if std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            panic!("curl is needed for this test (Debian package curl)");
+        }
+        let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let open_port = open.local_addr().expect("addr").port();
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind")
+            .port();
+        std::thread::spawn(move || {
+            for s in open.incoming().flatten() {
+                let mut s = s;
+                let _ = std::io::Write::write_all(
+                    &mut s,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let a = ProbeAction::Connect {
+            host: "127.0.0.1".into(),
+            port: open_port,
+            protocol: Protocol::Tcp,
+            served: true,
+        };
+        let b = ProbeAction::Connect {
+            host: "127.0.0.1".into(),
+            port: closed_port,
+            protocol: Protocol::Tcp,
+            served: true,
+        };
+        let batch = build_batch(&[(0, &a, vec![]), (1, &b, vec![])], ProbeTimeout(1));
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&batch.script)
+            .output()
+            .expect("bash");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut r = batch.parse(&stdout);
+        r.sort_by_key(|x| x.index);
+        assert_eq!(r.len(), 2, "{stdout}");
+        assert_eq!(
+            classify(&a, r[0].exit_code, &r[0].output),
+            Outcome::Connected,
+            "{stdout}"
+        );
+        assert_eq!(
+            classify(&b, r[1].exit_code, &r[1].output),
+            Outcome::Refused,
+            "{stdout}"
+        );
+    }
+
+    /// The script really runs in bash: every probe reports, concurrently, with exit codes and
+    /// multi-line output intact.
+    #[test]
+    fn batch_script_runs_in_bash() {
+        let script = batch_script(&[
+            (
+                0,
+                vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo first; echo second >&2; exit 7".into(),
+                ],
+            ),
+            (4, vec!["true".into()]),
+            (
+                9,
+                vec![
+                    "sh".into(),
+                    "-c".into(),
+                    r"sleep 1; echo 'it'\''s | done'".into(),
+                ],
+            ),
+        ]);
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("bash runs");
+        let mut r = parse_batch(&String::from_utf8_lossy(&out.stdout));
+        r.sort_by_key(|x| x.index);
+        assert_eq!(r.len(), 3, "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            (r[0].index, r[0].exit_code, r[0].output.as_str()),
+            (0, 7, "first\nsecond")
+        );
+        assert_eq!(
+            (r[1].index, r[1].exit_code, r[1].output.as_str()),
+            (4, 0, "")
+        );
+        assert_eq!(r[2].exit_code, 0, "{r:?}");
+        assert!(r[2].elapsed_ms >= 900, "{}", r[2].elapsed_ms);
+        assert!(
+            r[0].elapsed_ms < 900,
+            "probes run concurrently: {}",
+            r[0].elapsed_ms
+        );
     }
 
     #[test]

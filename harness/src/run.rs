@@ -313,7 +313,7 @@ pub mod cli {
         #[arg(long, default_value_t = 2, value_name = "SECS")]
         pub probe_timeout: u32,
         /// Execs in flight at once.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 16)]
         pub parallelism: usize,
         /// How long disagreeing cells are re-probed after a step, in seconds.
         #[arg(long, default_value_t = 30, value_name = "SECS")]

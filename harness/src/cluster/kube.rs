@@ -65,7 +65,7 @@ impl Default for KubeOptions {
             probe_image: std::env::var("NETREACH_PROBE_IMAGE")
                 .unwrap_or_else(|_| "netreach-probe:latest".into()),
             probe_timeout: ProbeTimeout::default(),
-            parallelism: 8,
+            parallelism: 16,
             ready_timeout: Duration::from_secs(180),
             docker_network: std::env::var("NETREACH_DOCKER_NETWORK")
                 .unwrap_or_else(|_| "kind".into()),
@@ -692,7 +692,7 @@ async fn exec_script(
         .stderr(false);
     let run = async {
         let mut proc = api
-            .exec(&pod, ["sh", "-c", script.as_str()], &params)
+            .exec(&pod, ["bash", "-c", script.as_str()], &params)
             .await
             .map_err(|e| format!("exec failed: {e}"))?;
         let mut out = String::new();
@@ -765,20 +765,28 @@ impl Cluster for KubeCluster {
                 if self.opts.batch { 0 } else { i },
             )
         };
-        let mut groups: BTreeMap<SourcePod, Vec<(usize, Vec<String>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<SourcePod, Vec<(usize, &crate::bind::ProbeAction, Vec<String>)>> =
+            BTreeMap::new();
         for (i, (p, c)) in probes.iter().zip(&commands).enumerate() {
             if let Command::Run(argv) = c {
-                groups.entry(key(i, p)).or_default().push((i, argv.clone()));
+                groups
+                    .entry(key(i, p))
+                    .or_default()
+                    .push((i, &p.action, argv.clone()));
             }
         }
         self.execs += groups.len();
         let limit = Duration::from_secs(u64::from(t.0) * 2 + 20);
         let client = self.client.clone();
         let parallelism = self.opts.parallelism.max(1);
+        let batches: BTreeMap<SourcePod, probe::Batch> = groups
+            .iter()
+            .map(|(k, items)| (k.clone(), probe::build_batch(items, t)))
+            .collect();
         let outputs: Vec<(SourcePod, Result<String, String>)> = self.rt.block_on(
-            futures::stream::iter(groups.iter().map(|(key, batch)| {
+            futures::stream::iter(batches.iter().map(|(key, batch)| {
                 let client = client.clone();
-                let script = probe::batch_script(batch);
+                let script = batch.script.clone();
                 let key = key.clone();
                 async move {
                     let r = exec_script(client, key.0.clone(), key.1.clone(), script, limit).await;
@@ -792,7 +800,7 @@ impl Cluster for KubeCluster {
         let mut failed: BTreeMap<SourcePod, String> = BTreeMap::new();
         for (key, r) in outputs {
             match r {
-                Ok(out) => results.extend(probe::parse_batch(&out)),
+                Ok(out) => results.extend(batches[&key].parse(&out)),
                 Err(e) => {
                     failed.insert(key, e);
                 }
