@@ -673,6 +673,9 @@ impl KubeCluster {
     }
 }
 
+/// One probe of a batch: (index, action, argv).
+type BatchItem<'a> = (usize, &'a crate::bind::ProbeAction, Vec<String>);
+
 /// One exec: (real namespace, pod name, cell index in per-cell mode or 0).
 type SourcePod = (String, String, usize);
 
@@ -765,8 +768,7 @@ impl Cluster for KubeCluster {
                 if self.opts.batch { 0 } else { i },
             )
         };
-        let mut groups: BTreeMap<SourcePod, Vec<(usize, &crate::bind::ProbeAction, Vec<String>)>> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<SourcePod, Vec<BatchItem<'_>>> = BTreeMap::new();
         for (i, (p, c)) in probes.iter().zip(&commands).enumerate() {
             if let Command::Run(argv) = c {
                 groups
