@@ -21,9 +21,15 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test     run the whole test suite (unit, fixtures, cluster tests)
-  run      run the shipped scenarios against a kind cluster
+  test [--offline]
+           run the whole test suite: brings up the kind cluster (building the kit if needed)
+           and runs unit, fixture and cluster tests against it
+  run [--offline]
+           run the shipped scenarios against the kind cluster (brought up if needed)
   schema   regenerate docs/scenario.schema.json from the Rust types
+  bench [--offline] [--sizes 3,9,30]
+           measure full matrices (batched vs one exec per cell) on the kind cluster and write
+           the results into BENCHMARKS.md
   kit [--offline]
            build and cache everything a kind cluster needs, from package registries only
            (cache: $NETREACH_KIT_DIR, default ~/.cache/netreach-kit; versions: xtask/kit/versions.env);
@@ -45,9 +51,10 @@ fn main() -> Result<()> {
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
     match task.as_str() {
-        "test" => test(),
-        "run" => run(),
+        "test" => test(&args[1..]),
+        "run" => run(&args[1..]),
         "schema" => schema(&root),
+        "bench" => bench(&args[1..]),
         "kit" => kit::main(&args[1..]),
         "cluster" => cluster::main(&args[1..]),
         "" | "help" | "-h" | "--help" => {
@@ -83,34 +90,102 @@ fn status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The whole suite. Cluster tests run when `NETREACH_CONTEXT` names a cluster; bringing up the
-/// kind cluster here is not built yet, so without it they are reported as ignored with the
-/// reason, never as passed.
-fn test() -> Result<()> {
+/// The whole suite, cluster tests included: brings the kind cluster up (building the offline
+/// kit if needed, with its default-deny sanity check), then runs every test against it.
+/// `NETREACH_CONTEXT` set by the caller means "use that cluster instead" (KUBECONFIG picks the
+/// kubeconfig); the kit is then not touched.
+fn test(args: &[String]) -> Result<()> {
+    let offline = args.iter().any(|a| a == "--offline");
+    let root = project_root();
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--all-targets", "--locked"]);
+    cmd.env("NETREACH_REPORT_DIR", root.join("target/netreach-reports"));
     if std::env::var_os("NETREACH_CONTEXT").is_none() {
+        let env = cluster::ensure_up(offline)?;
+        cmd.env("KUBECONFIG", &env.kubeconfig)
+            .env("NETREACH_CONTEXT", &env.context)
+            .env("NETREACH_PROBE_IMAGE", &env.probe_image)
+            // The kit's enforcer is kube-router: its documented deviations (docs/known-deviations.md).
+            .env("NETREACH_KNOWN_DEVIATIONS", root.join("fixtures/known-deviations/kube-router.yaml"));
         eprintln!(
-            "xtask: NETREACH_CONTEXT is not set and `cargo xtask cluster up` is not built yet: \
-             cluster tests will be listed as ignored (not passed)"
+            "xtask: cluster tests run against {} (KUBECONFIG={}, probe image {})",
+            env.context,
+            env.kubeconfig.display(),
+            env.probe_image
         );
     }
-    status(cargo().args(["test", "--workspace", "--all-targets", "--locked"]))?;
-    status(cargo().args(["test", "--workspace", "--doc", "--locked"]))
+    status(&mut cmd)?;
+    status(cargo().args(["test", "--workspace", "--doc", "--locked"]))?;
+    eprintln!("xtask: reports in {}", root.join("target/netreach-reports").display());
+    Ok(())
 }
 
-/// Runs the shipped scenarios. Needs a cluster: `NETREACH_CONTEXT` or, once built, the kind
-/// cluster of `cargo xtask cluster up`.
-fn run() -> Result<()> {
+/// Runs the shipped scenarios against the kind cluster (brought up if needed), or against
+/// `NETREACH_CONTEXT` when the caller sets it.
+fn run(args: &[String]) -> Result<()> {
+    let offline = args.iter().any(|a| a == "--offline");
     status(cargo().args(["build", "--quiet", "--locked", "--bin", "netreach"]))?;
-    let bin = Path::new("target/debug/netreach");
-    status(Command::new(bin).args(["validate", "scenarios"]))?;
+    let bin = project_root().join("target/debug/netreach");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["run", "scenarios"]);
     if std::env::var_os("NETREACH_CONTEXT").is_none() {
-        bail!(
-            "the shipped scenarios are valid, but there is no cluster to run them against yet: \
-             `cargo xtask cluster up` (kind, offline kit) is not built; set NETREACH_CONTEXT to a \
-             kubeconfig context to try another cluster"
-        );
+        let env = cluster::ensure_up(offline)?;
+        cmd.env("KUBECONFIG", &env.kubeconfig)
+            .env("NETREACH_CONTEXT", &env.context)
+            .env("NETREACH_PROBE_IMAGE", &env.probe_image);
     }
-    status(Command::new(bin).args(["run", "scenarios"]))
+    status(&mut cmd)
+}
+
+/// Measures full matrices on the kind cluster and writes the results into BENCHMARKS.md
+/// (between the `bench:begin`/`bench:end` markers), with the machine they were taken on.
+fn bench(args: &[String]) -> Result<()> {
+    let offline = args.iter().any(|a| a == "--offline");
+    let sizes = args
+        .iter()
+        .position(|a| a == "--sizes")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "3,9,30".into());
+    status(cargo().args(["build", "--release", "--quiet", "--locked", "--bin", "netreach"]))?;
+    let env = cluster::ensure_up(offline)?;
+    let root = project_root();
+    let out = Command::new(root.join("target/release/netreach"))
+        .args(["bench", "--context", &env.context, "--sizes", &sizes, "--probe-timeout", "1", "--rounds", "3"])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("NETREACH_PROBE_IMAGE", &env.probe_image)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run netreach bench")?;
+    if !out.status.success() {
+        bail!("netreach bench failed ({})", out.status);
+    }
+    let table = String::from_utf8_lossy(&out.stdout);
+    let sh = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let machine = format!(
+        "{} cores, {} memory, kernel {}, {}; measured {}",
+        sh("nproc"),
+        sh("free -h | awk '/Mem:/{print $2}'"),
+        sh("uname -r"),
+        sh("kind version 2>/dev/null || echo kind"),
+        sh("date -u +%Y-%m-%dT%H:%MZ")
+    );
+    let section = format!("<!-- bench:begin -->\nMachine: {machine}.\n\n{table}<!-- bench:end -->");
+    let path = root.join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let new = match (old.find("<!-- bench:begin -->"), old.find("<!-- bench:end -->")) {
+        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &old[..a], &old[b + "<!-- bench:end -->".len()..]),
+        _ => format!("{old}\n{section}\n"),
+    };
+    std::fs::write(&path, new).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
 }
 
 fn schema(root: &Path) -> Result<()> {
