@@ -128,7 +128,7 @@ pub fn run(
             }
             let mut results = Vec::new();
             for (mode, batch, parallelism, r) in [
-                ("batched", true, 8, rounds),
+                ("batched", true, 16, rounds),
                 ("per-cell", false, 3, if n >= 30 { 1 } else { rounds }),
             ] {
                 let o = c.options_mut();

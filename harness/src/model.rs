@@ -365,6 +365,18 @@ impl Scenario {
         format!("{}/{}", self.group, self.id)
     }
 
+    /// The logical-to-real namespace mapping of a run with this naming (`existing` namespaces
+    /// keep their names).
+    pub fn namespace_map(&self, naming: &crate::names::Naming) -> crate::names::NamespaceMap {
+        let names = |existing: bool| {
+            self.namespaces
+                .iter()
+                .filter(move |n| n.existing == existing)
+                .map(|n| n.name.as_str())
+        };
+        crate::names::NamespaceMap::new(naming, names(false), names(true))
+    }
+
     /// The pod with this id.
     pub fn pod(&self, id: &PodId) -> Option<&Pod> {
         self.pods.iter().find(|p| &p.id == id)

@@ -923,6 +923,14 @@ pub fn cleanup_live() -> Vec<String> {
     done
 }
 
+/// A single-threaded runtime for one blocking call.
+fn small_runtime(context: &str) -> Result<Runtime, InfraError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| unreachable(context, e))
+}
+
 /// Removes netreach namespaces whose run is no longer alive: labelled with [`RUN_LABEL`] and
 /// with a heartbeat older than `stale`. Returns the names deleted. Never touches a namespace
 /// without netreach's label and heartbeat, nor one whose heartbeat is fresh.
@@ -930,10 +938,7 @@ pub fn cleanup_live() -> Vec<String> {
 /// # Errors
 /// When the cluster cannot be reached.
 pub fn gc(context: &str, stale: Duration, dry_run: bool) -> Result<Vec<String>, InfraError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| unreachable(context, e))?;
+    let rt = small_runtime(context)?;
     rt.block_on(async {
         let client = client_for(context).await?;
         let api: Api<Namespace> = Api::all(client.clone());
@@ -975,10 +980,7 @@ pub fn gc(context: &str, stale: Duration, dry_run: bool) -> Result<Vec<String>, 
 /// # Errors
 /// When the cluster cannot be reached.
 pub fn list_run_namespaces(context: &str) -> Result<BTreeSet<String>, InfraError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| unreachable(context, e))?;
+    let rt = small_runtime(context)?;
     rt.block_on(async {
         let client = client_for(context).await?;
         let api: Api<Namespace> = Api::all(client);

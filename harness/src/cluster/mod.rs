@@ -110,19 +110,7 @@ pub struct DeployPlan {
 impl DeployPlan {
     /// Plans a scenario's deployment.
     pub fn new(s: &Scenario, naming: &Naming) -> DeployPlan {
-        let own: Vec<&str> = s
-            .namespaces
-            .iter()
-            .filter(|n| !n.existing)
-            .map(|n| n.name.as_str())
-            .collect();
-        let existing: Vec<&str> = s
-            .namespaces
-            .iter()
-            .filter(|n| n.existing)
-            .map(|n| n.name.as_str())
-            .collect();
-        let names = NamespaceMap::new(naming, own.iter().copied(), existing.iter().copied());
+        let names = s.namespace_map(naming);
         let real = |l: &str| names.real(l).unwrap_or(l).to_owned();
         let services = s.pods_needing_service();
         DeployPlan {

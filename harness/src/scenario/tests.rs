@@ -9,7 +9,7 @@ use super::{Loaded, MemReader, load_str};
 use crate::bind::Bindings;
 use crate::diag::Code;
 use crate::model::{Action, PodId, Scenario, Verdict};
-use crate::names::{NamespaceMap, Naming};
+use crate::names::Naming;
 
 const HEAD: &str = "version: 1
 namespaces: [{name: x}, {name: y}, {name: kube-system, existing: true}]
@@ -304,26 +304,10 @@ fn steps_track_policies_in_force() {
 }
 
 fn bindings(s: &Scenario) -> Bindings {
-    let own: Vec<&str> = s
-        .namespaces
-        .iter()
-        .filter(|n| !n.existing)
-        .map(|n| n.name.as_str())
-        .collect();
-    let existing: Vec<&str> = s
-        .namespaces
-        .iter()
-        .filter(|n| n.existing)
-        .map(|n| n.name.as_str())
-        .collect();
     let mut b = Bindings {
-        namespaces: NamespaceMap::new(
-            &Naming::PerRun {
-                run_id: "r4nd0m".into(),
-            },
-            own,
-            existing,
-        ),
+        namespaces: s.namespace_map(&Naming::PerRun {
+            run_id: "r4nd0m".into(),
+        }),
         ..Bindings::default()
     };
     b.pod_ips.insert(
