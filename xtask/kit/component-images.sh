@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Step component-images: one image per cluster component, from the binaries built before (no
 # registry): static Go binaries on `FROM scratch`, kube-proxy (iptables) on the netbase image
-# (kube-router has its own step). They are tagged netreach-kit/<name>:<tag> in Docker, so nothing of the user's
-# registry.k8s.io images is shadowed; the node-image step renames them inside the node's
-# containerd to exactly what `kubeadm config images list` prints. Writes COMPONENT_IMAGES_MAP:
-# "<local name> <name in the node>" per line.
+# (kube-router has its own step). They are tagged netreach-kit/<name>:<tag> in Docker, so none of
+# the user's registry.k8s.io images is shadowed; the node-image step renames them inside the
+# node's containerd to exactly what `kubeadm config images list` prints. Writes
+# COMPONENT_IMAGES_MAP: "<local name> <name in the node>" per line.
 source "$KIT_SRC/lib.sh"
 KUBEADM_IMAGES=$("$K8S_BIN_DIR/kubeadm" config images list --kubernetes-version "$K8S_VERSION")
 echo "$KUBEADM_IMAGES"

@@ -76,7 +76,7 @@ kube-router)
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION -X github.com/cloudnativelabs/kube-router/v2/pkg/version.BuildDate=netreach-kit" \
     "replace github.com/vishvananda/netlink => github.com/vishvananda/netlink $KUBE_ROUTER_NETLINK_VERSION"
   "$KUBE_ROUTER_BIN" --version
-  info version "$("$KUBE_ROUTER_BIN" --version 2>&1 | head -1)"
+  info version "$("$KUBE_ROUTER_BIN" --version 2>&1 | head -1 | sed "s/^Running .*kube-router //")"
   ;;
 *)
   echo "unknown component $1" >&2

@@ -10,4 +10,4 @@ install -m 0755 "$KUBE_ROUTER_BIN" "$CTX/kube-router"
 printf 'FROM %s\nCOPY kube-router /usr/local/bin/kube-router\nENTRYPOINT ["/usr/local/bin/kube-router"]\n' "$NETBASE_IMAGE" >"$CTX/Dockerfile"
 docker build -q -t "$KUBE_ROUTER_IMAGE" "$CTX" >/dev/null
 rm -rf "$CTX"
-docker run --rm --entrypoint sh "$KUBE_ROUTER_IMAGE" -c 'kube-router --version; iptables --version; ipset --version'
+docker run --rm --entrypoint sh "$KUBE_ROUTER_IMAGE" -c 'kube-router --version && iptables --version && command -v ipset'

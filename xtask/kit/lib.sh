@@ -29,8 +29,21 @@ debootstrap_rootfs() {
   fi
   rm -rf "$dir"
   mkdir -p "$dir"
-  log "debootstrap --variant=minbase --include=$pkgs $DEBIAN_SUITE $dir $DEBIAN_MIRROR"
-  debootstrap --variant=minbase ${pkgs:+--include="$pkgs"} "$DEBIAN_SUITE" "$dir" "$DEBIAN_MIRROR"
+  # The Debian mirror this host's apt already uses (DEBIAN_MIRROR overrides): the kit names no
+  # package host of its own.
+  local mirror=${DEBIAN_MIRROR:-}
+  if [ -z "$mirror" ]; then
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  fi
+  if [ -z "$mirror" ]; then
+    mirror=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  fi
+  if [ -z "$mirror" ]; then
+    echo "no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list; set DEBIAN_MIRROR" >&2
+    exit 1
+  fi
+  log "debootstrap --variant=minbase --include=$pkgs $DEBIAN_SUITE $dir $mirror"
+  debootstrap --variant=minbase ${pkgs:+--include="$pkgs"} "$DEBIAN_SUITE" "$dir" "$mirror"
   echo "$recipe" >"$dir/.netreach-debootstrap"
 }
 

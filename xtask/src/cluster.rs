@@ -121,9 +121,15 @@ fn mode(offline: bool) -> (Mode, &'static str) {
     // which air-gapped machines (and this project's) must not send. The offline kit works
     // everywhere; the published node image is opt-in and untested here.
     if std::env::var("NETREACH_ONLINE").is_ok_and(|v| v == "1" || v == "true") {
-        return (Mode::Online, "NETREACH_ONLINE is set (kind's published node image; untested here)");
+        return (
+            Mode::Online,
+            "NETREACH_ONLINE is set (kind's published node image; untested here)",
+        );
     }
-    (Mode::Offline, "the default: everything from the offline kit")
+    (
+        Mode::Offline,
+        "the default: everything from the offline kit",
+    )
 }
 
 /// A kind cluster: its name and our kubeconfig for it.

@@ -1,5 +1,5 @@
 //! `cargo xtask kit [--offline]`: builds and caches everything a kind cluster needs, from package
-//! registries only (Debian via apt/debootstrap, the Go module proxy, crates.io).
+//! registries only (Debian via apt/debootstrap, the Go module proxy, the crate registry).
 //!
 //! The work is a list of steps. Most are bash scripts in `xtask/kit/` (a step is a sequence of
 //! commands); this module decides which steps run, runs them under `nice -n 19` with their output
@@ -51,7 +51,6 @@ const REQUIRED: &[&str] = &[
     "KUBE_ROUTER_NETLINK_VERSION",
     "GO_MIN_VERSION",
     "DEBIAN_SUITE",
-    "DEBIAN_MIRROR",
     "ONLINE_NODE_IMAGE",
 ];
 
@@ -876,6 +875,7 @@ impl Builder {
                 format!("built in {} ({image})", fmt_duration(took)),
             ));
         }
+        prune_probe_images(&image);
         let id = host::image_ids(std::slice::from_ref(&image))?.remove(0);
         let probe = json!({"name": image, "id": id, "binary": bin, "binary_sha256": bin_sha, "recipe_sha256": recipe_sha});
         write_atomic(
@@ -917,6 +917,30 @@ impl Builder {
         for (name, what) in &self.report {
             note(format!("  {name:<width$}  {what}"));
         }
+    }
+}
+
+/// Probe images the kit built before, beyond the newest few, are removed from Docker (each
+/// changed binary gives a new tag). Images in use by a container stay (`docker rmi` refuses).
+fn prune_probe_images(current: &str) {
+    const KEEP: usize = 3;
+    let Ok(list) = crate::util::output(Command::new("docker").args([
+        "images",
+        "--filter",
+        "label=org.opencontainers.image.title=netreach-probe",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ])) else {
+        return;
+    };
+    // newest first
+    let old: Vec<&str> = list
+        .lines()
+        .filter(|l| l.starts_with(PROBE_REPO) && *l != current)
+        .skip(KEEP - 1)
+        .collect();
+    if !old.is_empty() {
+        let _ = crate::util::output(Command::new("docker").arg("rmi").args(&old));
     }
 }
 

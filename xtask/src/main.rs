@@ -106,7 +106,10 @@ fn test(args: &[String]) -> Result<()> {
             .env("NETREACH_CONTEXT", &env.context)
             .env("NETREACH_PROBE_IMAGE", &env.probe_image)
             // The kit's enforcer is kube-router: its documented deviations (docs/known-deviations.md).
-            .env("NETREACH_KNOWN_DEVIATIONS", root.join("fixtures/known-deviations/kube-router.yaml"));
+            .env(
+                "NETREACH_KNOWN_DEVIATIONS",
+                root.join("fixtures/known-deviations/kube-router.yaml"),
+            );
         eprintln!(
             "xtask: cluster tests run against {} (KUBECONFIG={}, probe image {})",
             env.context,
@@ -116,7 +119,10 @@ fn test(args: &[String]) -> Result<()> {
     }
     status(&mut cmd)?;
     status(cargo().args(["test", "--workspace", "--doc", "--locked"]))?;
-    eprintln!("xtask: reports in {}", root.join("target/netreach-reports").display());
+    eprintln!(
+        "xtask: reports in {}",
+        root.join("target/netreach-reports").display()
+    );
     Ok(())
 }
 
@@ -147,11 +153,28 @@ fn bench(args: &[String]) -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "3,9,30".into());
-    status(cargo().args(["build", "--release", "--quiet", "--locked", "--bin", "netreach"]))?;
+    status(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--locked",
+        "--bin",
+        "netreach",
+    ]))?;
     let env = cluster::ensure_up(offline)?;
     let root = project_root();
     let out = Command::new(root.join("target/release/netreach"))
-        .args(["bench", "--context", &env.context, "--sizes", &sizes, "--probe-timeout", "1", "--rounds", "3"])
+        .args([
+            "bench",
+            "--context",
+            &env.context,
+            "--sizes",
+            &sizes,
+            "--probe-timeout",
+            "1",
+            "--rounds",
+            "3",
+        ])
         .env("KUBECONFIG", &env.kubeconfig)
         .env("NETREACH_PROBE_IMAGE", &env.probe_image)
         .stderr(std::process::Stdio::inherit())
@@ -179,8 +202,15 @@ fn bench(args: &[String]) -> Result<()> {
     let section = format!("<!-- bench:begin -->\nMachine: {machine}.\n\n{table}<!-- bench:end -->");
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let new = match (old.find("<!-- bench:begin -->"), old.find("<!-- bench:end -->")) {
-        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &old[..a], &old[b + "<!-- bench:end -->".len()..]),
+    let new = match (
+        old.find("<!-- bench:begin -->"),
+        old.find("<!-- bench:end -->"),
+    ) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}{section}{}",
+            &old[..a],
+            &old[b + "<!-- bench:end -->".len()..]
+        ),
         _ => format!("{old}\n{section}\n"),
     };
     std::fs::write(&path, new).with_context(|| format!("cannot write {}", path.display()))?;

@@ -282,7 +282,7 @@ fn body(kube: &Kube, image: &str, report: &mut Report, wait: &Waiting) -> Result
     let client = pod(
         "client",
         &report.client_node,
-        json!({"name": "client", "image": image, "imagePullPolicy": "Never", "command": ["sleep", "infinity"]}),
+        json!({"name": "client", "image": image, "imagePullPolicy": "Never", "command": ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]}),
     );
     let namespace = json!({
         "apiVersion": "v1", "kind": "Namespace",
