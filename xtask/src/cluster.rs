@@ -6,9 +6,10 @@
 //!   default-deny sanity check (`sanity.rs`) every time; a cluster that fails it is reported broken
 //!   and `up` exits non-zero. kind always gets `--kubeconfig <kit>/kubeconfig`: the user's
 //!   ~/.kube/config and current context are never touched.
-//! - Offline (`--offline`, or no registry reachable): the kit's node image, whose default CNI is
-//!   kube-router (routes + NetworkPolicy firewall). Online (a registry answers): kind's published
-//!   node image and its kindnetd; if the sanity check shows kindnetd does not enforce (kernels
+//! - Offline (the default; `--offline` also lets the kit set up Docker's runtime wrapper): the
+//!   kit's node image, whose default CNI is kube-router (routes + NetworkPolicy firewall). Online
+//!   (opt-in with `NETREACH_ONLINE=1`; no network probe decides it): kind's published node image
+//!   and its kindnetd; if the sanity check shows kindnetd does not enforce (kernels
 //!   without the nftables `queue` statement), kube-router is added in firewall-only mode and the
 //!   check re-run. Never two enforcers: the firewall is only added where the first check failed.
 //!   THE ONLINE PATH IS UNTESTED on our machines (no registry there).
@@ -109,7 +110,7 @@ enum Mode {
     Online,
 }
 
-/// `--offline`, `NETREACH_OFFLINE=1`, or no registry answering within seconds: offline.
+/// Offline unless `NETREACH_ONLINE=1` (and neither `--offline` nor `NETREACH_OFFLINE=1`).
 fn mode(offline: bool) -> (Mode, &'static str) {
     if offline {
         return (Mode::Offline, "--offline");
@@ -228,9 +229,10 @@ impl Kind {
 /// Brings the cluster `netreach` up (creating it only if it does not exist), loads the current
 /// probe image, and runs the default-deny sanity check; returns what a test run needs.
 /// `offline` is `--offline`: the kit's node image, and the Docker setup may install its runtime
-/// wrapper where the host needs it. Without it, the mode is detected and Docker's configuration
-/// is never changed.
+/// wrapper where the host needs it. Without it Docker's configuration is never changed, and the
+/// kit's node image is still used unless `NETREACH_ONLINE=1` asks for kind's published one.
 pub fn ensure_up(offline: bool) -> Result<ClusterEnv> {
+    let _lock = crate::host::machine_lock()?;
     let start = Instant::now();
     let (mode, why) = mode(offline);
     note(format!("cluster: {mode:?} mode ({why})"));
@@ -615,6 +617,7 @@ fn status() -> Result<()> {
 
 /// `cluster down`: our clusters and containers only.
 fn down() -> Result<()> {
+    let _lock = crate::host::machine_lock()?;
     let kit = Kit::open()?;
     let mut removed = Vec::new();
     for name in [NAME, NOENFORCE] {
@@ -669,6 +672,7 @@ fn docker_ids(filter: &str) -> Result<Vec<String>> {
 
 /// `cluster selftest`: the negative control.
 fn selftest(offline: bool) -> Result<()> {
+    let _lock = crate::host::machine_lock()?;
     let start = Instant::now();
     let built = kit::ensure(Scope::Full, offline)?;
     let kit = &built.kit;

@@ -10,8 +10,10 @@
 //!   before dockerd is started. Without it Docker 20.10 cannot start privileged containers (kind
 //!   nodes) on such hosts. Nothing rewrites a Docker configuration unasked.
 
+use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -324,4 +326,67 @@ pub fn check_privileged(image: &str) -> Result<()> {
         "Docker cannot start a privileged container (kind nodes are privileged): {}{hint}",
         err.trim()
     )
+}
+
+/// The machine-wide lock of the kit and cluster tasks (see [`machine_lock`]), and how many
+/// holders in this process share it.
+static LOCK: Mutex<Option<(File, usize)>> = Mutex::new(None);
+
+/// Held while a task builds images or changes clusters. Docker image names and kind clusters are
+/// per machine (whatever `NETREACH_KIT_DIR` is), so two runs at once (a CI job beside a developer)
+/// would overwrite each other's images or create the same cluster twice: the second one waits.
+/// Re-entrant within this process; released when the last guard is dropped.
+#[derive(Debug)]
+pub struct MachineLock(());
+
+pub fn machine_lock() -> Result<MachineLock> {
+    let mut held = LOCK
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the machine lock's state is poisoned"))?;
+    if let Some((_, n)) = held.as_mut() {
+        *n += 1;
+        return Ok(MachineLock(()));
+    }
+    let path = std::env::temp_dir().join("netreach-xtask.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        let wait = ui::Waiting::new(&format!(
+            "waiting for another netreach xtask run ({}) holding {}",
+            holder.trim(),
+            path.display()
+        ));
+        let r = file.lock();
+        wait.done();
+        r.with_context(|| format!("cannot lock {}", path.display()))?;
+    }
+    let _ = std::fs::write(
+        &path,
+        format!(
+            "pid {} `cargo xtask {}`",
+            std::process::id(),
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
+    );
+    *held = Some((file, 1));
+    Ok(MachineLock(()))
+}
+
+impl Drop for MachineLock {
+    fn drop(&mut self) {
+        if let Ok(mut held) = LOCK.lock()
+            && let Some((_, n)) = held.as_mut()
+        {
+            *n -= 1;
+            if *n == 0 {
+                *held = None;
+            }
+        }
+    }
 }

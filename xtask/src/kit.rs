@@ -548,6 +548,7 @@ pub struct Built {
 /// A prepared build: host facts and the script environment.
 #[derive(Debug)]
 pub struct Builder {
+    _lock: host::MachineLock,
     pub kit: Kit,
     env: BTreeMap<String, String>,
     host: host::Facts,
@@ -580,6 +581,7 @@ pub fn main(args: &[String]) -> Result<()> {
 /// Builds (or finds cached) what `scope` needs. `allow_docker_config` is `--offline`: only then
 /// may the Docker engine setup install the CAP_SYS_RESOURCE runtime wrapper (where needed).
 pub fn ensure(scope: Scope, allow_docker_config: bool) -> Result<Built> {
+    let _lock = host::machine_lock()?;
     let mut b = Builder::new(allow_docker_config)?;
     let wanted = match scope {
         Scope::Full => FULL,
@@ -598,6 +600,7 @@ pub fn ensure(scope: Scope, allow_docker_config: bool) -> Result<Built> {
 impl Builder {
     /// Checks the host (Docker engine, build tools) and prepares the step environment.
     pub fn new(allow_docker_config: bool) -> Result<Self> {
+        let lock = host::machine_lock()?;
         let kit = Kit::open()?;
         for d in ["logs", "stamps", "work", "out"] {
             let p = kit.dir.join(d);
@@ -607,6 +610,7 @@ impl Builder {
         let host = host::ensure(&kit, allow_docker_config)?;
         let env = kit.script_env(!host.cap_sys_resource, &host.go_version);
         Ok(Self {
+            _lock: lock,
             kit,
             env,
             host,
