@@ -8,7 +8,7 @@
 //! This module is pure: no IO besides what the caller hands in as source text.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_saphyr::{Location, Spanned};
@@ -315,13 +315,6 @@ impl Diagnostic {
         self
     }
 
-    /// Adds a label shown under the snippet.
-    #[must_use]
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
     /// `path:line:col` (or just `path` when the position is unknown).
     pub fn location(&self) -> String {
         if self.pos.is_known() {
@@ -560,13 +553,6 @@ impl DiagExt for Diagnostic {
         self.label = Some(label.into());
         self
     }
-}
-
-/// The file's path relative to `base` when it is below it (for stable test output).
-pub fn display_path(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]

@@ -413,11 +413,4 @@ impl Scenario {
         v.dedup();
         v
     }
-
-    /// Whether any step probes a DNS name or connects via DNS.
-    pub fn uses_dns(&self) -> bool {
-        self.cells
-            .iter()
-            .any(|c| matches!(c.to, Target::Name(_)) || c.via == Some(Via::Dns))
-    }
 }

@@ -570,6 +570,9 @@ impl KubeCluster {
                 self.opts.docker_network.clone(),
                 "--label".into(),
                 format!("{RUN_LABEL}={}", plan.run_id),
+                // What `cargo xtask cluster down` removes as ours.
+                "--label".into(),
+                "app.kubernetes.io/managed-by=netreach".into(),
                 self.opts.probe_image.clone(),
                 "--identity".into(),
                 format!("ext:{}", e.name),

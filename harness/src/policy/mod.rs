@@ -156,22 +156,6 @@ impl LabelSelector {
         }
         Value::Object(m)
     }
-
-    /// Namespace names this selector names through `kubernetes.io/metadata.name`.
-    pub fn named_namespaces(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self
-            .match_labels
-            .get(NAMESPACE_NAME_LABEL)
-            .map(String::as_str)
-            .into_iter()
-            .collect();
-        for r in &self.match_expressions {
-            if r.key == NAMESPACE_NAME_LABEL {
-                v.extend(r.values.iter().map(String::as_str));
-            }
-        }
-        v
-    }
 }
 
 /// An address in an ipBlock: literal, or a placeholder bound at run time.

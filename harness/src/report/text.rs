@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::{ScenarioReport, ScenarioStatus, StepReport};
-use crate::model::{CellKey, PortProto, Target, Verdict, Via};
+use crate::model::{PortProto, Target, Verdict, Via};
 use crate::verdict::{CellResult, Status};
 
 /// The legend printed under comparison tables.
@@ -289,48 +289,6 @@ pub fn render_summary(reports: &[ScenarioReport]) -> String {
         cells.error,
         cells.unsupported
     )
-}
-
-/// The expected matrix of a step as truth tables (for `netreach` users checking what a
-/// scenario says before running it).
-pub fn render_expected(cells: &BTreeMap<CellKey, crate::model::Expected>) -> String {
-    let mut groups: BTreeMap<String, Vec<(&CellKey, Verdict)>> = BTreeMap::new();
-    for (k, e) in cells {
-        let g = match (&k.to, k.port) {
-            (Target::Name(_), _) => "name resolution".to_owned(),
-            (_, p) => format!(
-                "{} via {}",
-                p.map_or_else(|| "?".into(), |p| p.to_string()),
-                k.via.map_or("ip", Via::as_str)
-            ),
-        };
-        groups.entry(g).or_default().push((k, e.verdict));
-    }
-    let mut out = String::new();
-    for (g, v) in groups {
-        let rows: Vec<String> = v
-            .iter()
-            .map(|(k, _)| k.from.to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let cols: Vec<String> = v
-            .iter()
-            .map(|(k, _)| k.to.to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let m: BTreeMap<(String, String), Verdict> = v
-            .iter()
-            .map(|(k, vd)| ((k.from.to_string(), k.to.to_string()), *vd))
-            .collect();
-        out.push_str(&truth_table(&g, &rows, &cols, &|r, c| {
-            m.get(&(r.to_owned(), c.to_owned()))
-                .map(|v| expected_symbol(*v))
-        }));
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
