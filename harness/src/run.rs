@@ -168,13 +168,43 @@ fn probe_step(
     }
     let confirm = run(cluster, &all)?;
     rounds += 1;
-    for (old, new) in results.iter_mut().zip(confirm) {
-        let flaky = old.observed != new.observed;
-        *old = CellResult {
-            flaky: flaky || old.flaky,
-            ..new
-        };
+    // A cell whose answer changed since the step settled is looked at once more. One change and
+    // then the same answer is a late change of state (e.g. enforcement arriving after the first
+    // round): the new answer stands, judged like any other. A cell that changes again has no
+    // stable answer: it is flaky, and it keeps the look that disagreed with the expectation.
+    let changed: Vec<usize> = (0..all.len())
+        .filter(|&i| confirm[i].observed != results[i].observed)
+        .collect();
+    let again = if changed.is_empty() {
+        Vec::new()
+    } else {
+        std::thread::sleep(opts.retry_every);
+        rounds += 1;
+        run(cluster, &changed)?
+    };
+    let mut final_look = confirm;
+    for (&i, second) in changed.iter().zip(again) {
+        let first = &final_look[i];
+        if second.observed == first.observed {
+            final_look[i] = second;
+        } else {
+            let worse = if first.status != Status::Pass {
+                first.clone()
+            } else {
+                second
+            };
+            final_look[i] = CellResult {
+                flaky: true,
+                ..worse
+            };
+        }
     }
+    results = final_look;
+    let converge_ms = if disagreeing(&results).is_empty() {
+        converge_ms
+    } else {
+        None
+    };
     on_event(&Event::Probed {
         index: step.index,
         round: rounds,
@@ -755,6 +785,43 @@ steps:
         assert_eq!(r.status, ScenarioStatus::Failed);
         let text = crate::report::text::render_scenario(&r);
         assert!(text.contains("FLAKY x/a -> x/b 80/tcp"), "{text}");
+    }
+
+    /// The cluster blocks x/a -> x/b from its second look on, while step 1 expects it open: the
+    /// first round agrees only because the change had not arrived yet. The confirmation round
+    /// catches it, and a stable new answer is a plain mismatch, not a flaky cell.
+    #[test]
+    fn a_late_but_stable_change_is_a_mismatch_not_flaky() {
+        let s = scenario();
+        let mut looks = 0;
+        let mut c = FakeCluster::new(move |p, _| {
+            if p.cell.from.name == "a" && p.cell.to.to_string() == "x/b" {
+                looks += 1;
+                if looks >= 2 {
+                    return Outcome::Refused;
+                }
+            }
+            Outcome::Connected
+        });
+        let r = run_scenario(&s, &mut c, &opts(), &mut |_| {});
+        let st = &r.steps[0];
+        assert_eq!(
+            st.counts.fail,
+            1,
+            "{}",
+            crate::report::text::render_scenario(&r)
+        );
+        assert!(st.results.iter().all(|c| !c.flaky));
+        assert_eq!(st.converge_ms, None, "the step did not end in agreement");
+        assert_eq!(
+            st.rounds, 3,
+            "first round, confirmation, second look at the changed cell"
+        );
+        let text = crate::report::text::render_scenario(&r);
+        assert!(
+            text.contains("MISMATCH x/a -> x/b 80/tcp: expected allowed"),
+            "{text}"
+        );
     }
 
     #[test]
