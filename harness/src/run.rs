@@ -4,6 +4,7 @@
 //! infrastructure failures become report errors, mismatches become failed cells. It tears down
 //! what it deployed, also after a failure.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::bind::bind_probes;
@@ -168,36 +169,42 @@ fn probe_step(
     }
     let confirm = run(cluster, &all)?;
     rounds += 1;
-    // A cell whose answer changed since the step settled is looked at once more. One change and
-    // then the same answer is a late change of state (e.g. enforcement arriving after the first
-    // round): the new answer stands, judged like any other. A cell that changes again has no
-    // stable answer: it is flaky, and it keeps the look that disagreed with the expectation.
-    let changed: Vec<usize> = (0..all.len())
-        .filter(|&i| confirm[i].observed != results[i].observed)
-        .collect();
-    let again = if changed.is_empty() {
-        Vec::new()
-    } else {
-        std::thread::sleep(opts.retry_every);
-        rounds += 1;
-        run(cluster, &changed)?
-    };
+    // A cell whose answer changed since the step settled is looked at again until two looks in a
+    // row agree (the new answer stands, judged like any other: a late change of state, such as
+    // enforcement arriving after the first round or an enforcer briefly rebuilding its rules), or
+    // until the convergence deadline. A cell still changing then has no stable answer: it is
+    // flaky, and it keeps the look that disagreed with the expectation, if any did.
     let mut final_look = confirm;
-    for (&i, second) in changed.iter().zip(again) {
-        let first = &final_look[i];
-        if second.observed == first.observed {
-            final_look[i] = second;
-        } else {
-            let worse = if first.status != Status::Pass {
-                first.clone()
-            } else {
-                second
-            };
-            final_look[i] = CellResult {
-                flaky: true,
-                ..worse
-            };
+    let mut pending: Vec<usize> = (0..all.len())
+        .filter(|&i| final_look[i].observed != results[i].observed)
+        .collect();
+    let mut worst: BTreeMap<usize, CellResult> = BTreeMap::new();
+    let deadline = Instant::now() + opts.converge_timeout.max(opts.retry_every);
+    while !pending.is_empty() {
+        std::thread::sleep(opts.retry_every);
+        let looks = run(cluster, &pending)?;
+        rounds += 1;
+        let mut still = Vec::new();
+        for (&i, look) in pending.iter().zip(looks) {
+            if final_look[i].status != Status::Pass {
+                worst.entry(i).or_insert_with(|| final_look[i].clone());
+            }
+            if look.observed != final_look[i].observed {
+                still.push(i);
+            }
+            final_look[i] = look;
         }
+        pending = still;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    for i in pending {
+        let shown = worst.remove(&i).unwrap_or_else(|| final_look[i].clone());
+        final_look[i] = CellResult {
+            flaky: true,
+            ..shown
+        };
     }
     results = final_look;
     let converge_ms = if disagreeing(&results).is_empty() {
@@ -821,6 +828,44 @@ steps:
         assert!(
             text.contains("MISMATCH x/a -> x/b 80/tcp: expected allowed"),
             "{text}"
+        );
+    }
+
+    /// An enforcer that is briefly wrong once (e.g. while rebuilding its rules) and then right
+    /// again: the cell settles back, so it passes and is not flaky.
+    #[test]
+    fn a_brief_wobble_that_settles_passes() {
+        let s = scenario();
+        let mut looks = 0;
+        let mut c = FakeCluster::new(move |p, applied| {
+            let want = correct(p, applied);
+            if p.cell.from.name == "a" && p.cell.to.to_string() == "x/b" {
+                looks += 1;
+                if looks == 2 {
+                    return if want == Outcome::Connected {
+                        Outcome::Refused
+                    } else {
+                        Outcome::Connected
+                    };
+                }
+            }
+            want
+        });
+        let opts = RunOptions {
+            converge_timeout: Duration::from_secs(5),
+            ..opts()
+        };
+        let r = run_scenario(&s, &mut c, &opts, &mut |_| {});
+        assert_eq!(
+            r.status,
+            ScenarioStatus::Passed,
+            "{}",
+            crate::report::text::render_scenario(&r)
+        );
+        assert!(r.steps.iter().all(|st| st.results.iter().all(|c| !c.flaky)));
+        assert_eq!(
+            r.steps[0].rounds, 4,
+            "first, confirmation, two more looks at the wobbling cell"
         );
     }
 
