@@ -145,6 +145,46 @@ pub fn account(report: &ScenarioReport, known: &KnownDeviations) -> Accounted {
     out
 }
 
+/// The exit code of a run whose failed cells are checked against `known`, and one line per
+/// scenario saying what was accepted or why not.
+///
+/// A failed scenario counts as passed when every failed cell is a listed deviation and it had no
+/// infrastructure error; a listed deviation that did not occur fails its scenario (the list
+/// must not go stale). Everything else keeps [`crate::report::exit_code`]'s order.
+pub fn exit_code_with(reports: &[ScenarioReport], known: &KnownDeviations) -> (i32, Vec<String>) {
+    use crate::report::ScenarioStatus;
+    let mut lines = Vec::new();
+    let mut adjusted = Vec::with_capacity(reports.len());
+    for r in reports {
+        let a = account(r, known);
+        let mut r2 = r.clone();
+        if r.status == ScenarioStatus::Failed && a.acceptable() && r.counts.error == 0 {
+            r2.status = ScenarioStatus::Passed;
+        } else if r.status == ScenarioStatus::Passed && !a.not_observed.is_empty() {
+            r2.status = ScenarioStatus::Failed;
+        }
+        for l in &a.known {
+            lines.push(format!(
+                "known deviation of {} in {}: {l}",
+                known.enforcer, r.id
+            ));
+        }
+        if r.status == ScenarioStatus::Failed && !a.acceptable() {
+            for l in &a.unexplained {
+                lines.push(format!("not a known deviation in {}: {l}", r.id));
+            }
+        }
+        for l in &a.not_observed {
+            lines.push(format!(
+                "known deviation no longer observed in {} (remove it from the list): {l}",
+                r.id
+            ));
+        }
+        adjusted.push(r2);
+    }
+    (crate::report::exit_code(&adjusted), lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +227,36 @@ mod tests {
         // Nothing failed, but a deviation is listed: stale.
         let clean = testdata::report(|_| crate::outcome::Outcome::TimedOut);
         assert!(!account(&clean, &list("x/a -> x/b 80/tcp", "allowed")).acceptable());
+    }
+
+    #[test]
+    fn exit_code_accepts_only_listed_failures_that_still_occur() {
+        use crate::exit;
+        let listed = list("x/a -> x/b 80/tcp", "allowed");
+        let (code, lines) = exit_code_with(&[testdata::mismatch()], &listed);
+        assert_eq!(code, exit::SUCCESS);
+        assert!(lines[0].starts_with("known deviation of test in tiny: step 1 x/a -> x/b"));
+        let (code, lines) = exit_code_with(
+            &[testdata::mismatch()],
+            &list("x/b -> x/a 80/tcp", "allowed"),
+        );
+        assert_eq!(code, exit::MISMATCH);
+        assert!(lines.iter().any(|l| l.starts_with("not a known deviation")));
+        // A passing run with a stale entry fails.
+        let clean = testdata::report(|p| {
+            if p.cell.from.name == "a"
+                && p.cell.to.to_string() == "x/b"
+                && matches!(p.action, crate::bind::ProbeAction::Connect { port: 80, .. })
+            {
+                crate::outcome::Outcome::Refused
+            } else {
+                crate::outcome::Outcome::Connected
+            }
+        });
+        assert_eq!(clean.status, crate::report::ScenarioStatus::Passed);
+        let (code, lines) = exit_code_with(&[clean], &listed);
+        assert_eq!(code, exit::MISMATCH);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("no longer observed"), "{lines:?}");
     }
 }

@@ -333,6 +333,11 @@ pub mod cli {
         /// Write a JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         pub junit: Option<PathBuf>,
+        /// The enforcer's documented deviations (e.g. fixtures/known-deviations/kube-router.yaml):
+        /// a failed cell listed there does not fail the exit code while it still occurs; a listed
+        /// deviation that no longer occurs does. Reports still show every failed cell.
+        #[arg(long, value_name = "FILE", env = "NETREACH_KNOWN_DEVIATIONS")]
+        pub known_deviations: Option<PathBuf>,
         /// Write a JSON report here.
         #[arg(long, value_name = "FILE")]
         pub json: Option<PathBuf>,
@@ -422,6 +427,10 @@ pub mod cli {
         if files.is_empty() {
             anyhow::bail!("no scenario files (*.yaml, *.yml) found");
         }
+        let known = match &args.known_deviations {
+            Some(p) => Some(crate::known::KnownDeviations::load(p)?),
+            None => None,
+        };
         // Validate everything before touching the cluster.
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let mut scenarios = Vec::new();
@@ -489,7 +498,14 @@ pub mod cli {
             std::fs::write(p, report::json::render(&reports))?;
         }
         print!("{}", report::text::render_summary(&reports));
-        Ok(report::exit_code(&reports))
+        let Some(known) = &known else {
+            return Ok(report::exit_code(&reports));
+        };
+        let (code, lines) = crate::known::exit_code_with(&reports, known);
+        for l in &lines {
+            println!("{l}");
+        }
+        Ok(code)
     }
 
     fn show(e: &Event) {

@@ -284,6 +284,7 @@ pub fn ensure_up(offline: bool) -> Result<ClusterEnv> {
     }
 
     wait_ready(&k.kube)?;
+    no_icmp_rate_limit(&k)?;
     load_image(&k, kit, &built.probe_image)?;
     let mut report = sanity::run(&k.kube, &built.probe_image)?;
     report.print();
@@ -421,6 +422,30 @@ fn load_image(k: &Kind, kit: &Kit, image: &str) -> Result<()> {
             &missing.join(","),
         ]),
     )?;
+    Ok(())
+}
+
+/// Lets every node answer every rejected connection at once.
+///
+/// kube-router REJECTs blocked connections; the node's kernel answers each with an ICMP "port
+/// unreachable", but rate-limits those per destination (`net.ipv4.icmp_ratelimit`, 1000 ms: a
+/// burst of 6, then one a second). A pod whose probes hit many blocked cells at once would see
+/// the first six refused and the rest time out — still "blocked", but each costing a full probe
+/// timeout, and fast or slow by accident of order. The sysctl is per network namespace, so this
+/// changes only the kind nodes of our own cluster; it is lost when a node restarts, so it is set
+/// on every `cluster up`.
+fn no_icmp_rate_limit(k: &Kind) -> Result<()> {
+    for node in k.nodes()? {
+        output(Command::new("docker").args([
+            "exec",
+            &node,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.icmp_ratelimit=0",
+        ]))
+        .with_context(|| format!("cannot turn off ICMP rate limiting on node {node}"))?;
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod cluster;
 mod host;
 mod kit;
 mod sanity;
+mod soak;
 mod ui;
 mod util;
 
@@ -30,6 +31,9 @@ tasks:
   bench [--offline] [--sizes 3,9,30]
            measure full matrices (batched vs one exec per cell) on the kind cluster and write
            the results into BENCHMARKS.md
+  soak [--offline] [--runs 20]
+           back-to-back runs of the shipped scenarios; writes the summary into docs/soak.md
+           (reports under target/soak/)
   kit [--offline]
            build and cache everything a kind cluster needs, from package registries only
            (cache: $NETREACH_KIT_DIR, default ~/.cache/netreach-kit; versions: xtask/kit/versions.env);
@@ -55,6 +59,7 @@ fn main() -> Result<()> {
         "run" => run(&args[1..]),
         "schema" => schema(&root),
         "bench" => bench(&args[1..]),
+        "soak" => soak::main(&args[1..]),
         "kit" => kit::main(&args[1..]),
         "cluster" => cluster::main(&args[1..]),
         "" | "help" | "-h" | "--help" => {
@@ -138,7 +143,11 @@ fn run(args: &[String]) -> Result<()> {
         let env = cluster::ensure_up(offline)?;
         cmd.env("KUBECONFIG", &env.kubeconfig)
             .env("NETREACH_CONTEXT", &env.context)
-            .env("NETREACH_PROBE_IMAGE", &env.probe_image);
+            .env("NETREACH_PROBE_IMAGE", &env.probe_image)
+            .env(
+                "NETREACH_KNOWN_DEVIATIONS",
+                project_root().join("fixtures/known-deviations/kube-router.yaml"),
+            );
     }
     status(&mut cmd)
 }
@@ -201,21 +210,26 @@ fn bench(args: &[String]) -> Result<()> {
     );
     let section = format!("<!-- bench:begin -->\nMachine: {machine}.\n\n{table}<!-- bench:end -->");
     let path = root.join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let new = match (
-        old.find("<!-- bench:begin -->"),
-        old.find("<!-- bench:end -->"),
-    ) {
-        (Some(a), Some(b)) if a < b => format!(
-            "{}{section}{}",
-            &old[..a],
-            &old[b + "<!-- bench:end -->".len()..]
-        ),
-        _ => format!("{old}\n{section}\n"),
-    };
-    std::fs::write(&path, new).with_context(|| format!("cannot write {}", path.display()))?;
+    replace_section(&path, "bench", &section)?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
+}
+
+/// Replaces the text between `<!-- {name}:begin -->` and `<!-- {name}:end -->` (markers
+/// included) in `path` with `section`, or appends it when the markers are missing.
+pub(crate) fn replace_section(path: &Path, name: &str, section: &str) -> Result<()> {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{section}{}", &old[..a], &old[b + end.len()..])
+        }
+        _ => format!("{old}\n{section}\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn schema(root: &Path) -> Result<()> {
