@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bind;
 pub mod cluster;
 pub mod diag;
+pub mod engine;
 pub mod exit;
 pub mod expect;
 pub mod known;
