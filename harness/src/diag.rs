@@ -57,6 +57,8 @@ pub enum Code {
     NoExpectation,
     /// A loopback cell whose expectation contradicts the scenario's `loopback` setting.
     LoopbackConflict,
+    /// A declared expectation the NetworkPolicy specification contradicts (a warning).
+    ContradictsSpec,
     /// A policy file that does not exist or cannot be read.
     PolicyFile,
     /// A policy document that is not a `networking.k8s.io/v1` NetworkPolicy, or is malformed.
@@ -94,6 +96,7 @@ impl Code {
             Code::InvalidTable => "invalid-table",
             Code::NoExpectation => "no-expectation",
             Code::LoopbackConflict => "loopback-conflict",
+            Code::ContradictsSpec => "contradicts-spec",
             Code::PolicyFile => "policy-file",
             Code::InvalidPolicy => "invalid-policy",
             Code::InvalidStep => "invalid-step",
@@ -103,7 +106,7 @@ impl Code {
     }
 
     /// Every code, for documentation and for parsing fixture annotations.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::Io,
         Code::Syntax,
         Code::UnknownField,
@@ -124,6 +127,7 @@ impl Code {
         Code::InvalidTable,
         Code::NoExpectation,
         Code::LoopbackConflict,
+        Code::ContradictsSpec,
         Code::PolicyFile,
         Code::InvalidPolicy,
         Code::InvalidStep,

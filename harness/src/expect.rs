@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Code, DiagExt, Pos, Sink};
+use crate::engine::{self, Spec, World};
 use crate::model::{
     CellKey, Expected, ExpectedMatrix, Loopback, Origin, PodId, Scenario, Target, Verdict, Via,
 };
@@ -204,11 +205,14 @@ struct State {
     cells: BTreeMap<CellKey, Expected>,
     /// Cells whose current expectation names them exactly (literal rule or table cell).
     explicit: BTreeMap<CellKey, Pos>,
+    /// Cells a `computed` entry covered where the specification decides nothing, with why.
+    unspecified: BTreeMap<CellKey, String>,
 }
 
 impl State {
     fn set(&mut self, k: &CellKey, verdict: Verdict, origin: Origin, explicit: Option<Pos>) {
         self.cells.insert(k.clone(), Expected { verdict, origin });
+        self.unspecified.remove(k);
         match explicit {
             Some(p) => self.explicit.insert(k.clone(), p),
             None => self.explicit.remove(k),
@@ -217,11 +221,16 @@ impl State {
 }
 
 /// Expands a step's expectations over the scenario's cells. Problems go to `sink`.
+///
+/// `world` is the state after the step's actions: `computed` entries ask the policy engine, and
+/// every declared expectation that contradicts the engine is a warning (`contradicts-spec`),
+/// with the engine's reasons.
 pub fn expand(
     sink: &mut Sink<'_>,
     s: &Scenario,
     entries: &Sp<Vec<RawExpect>>,
     step: usize,
+    world: &World,
 ) -> ExpectedMatrix {
     let mut st = State::default();
     for e in &entries.value {
@@ -235,10 +244,13 @@ pub fn expand(
                     st.set(k, v.value, origin.clone(), None);
                 }
             }
-            RawExpect::Allow(p) => apply_rule(sink, s, &mut st, p, Verdict::Allow),
-            RawExpect::Block(p) => apply_rule(sink, s, &mut st, p, Verdict::Block),
-            RawExpect::Unresolved(p) => apply_rule(sink, s, &mut st, p, Verdict::Unresolved),
+            RawExpect::Allow(p) => apply_rule(sink, s, &mut st, p, By::Fixed(Verdict::Allow)),
+            RawExpect::Block(p) => apply_rule(sink, s, &mut st, p, By::Fixed(Verdict::Block)),
+            RawExpect::Unresolved(p) => {
+                apply_rule(sink, s, &mut st, p, By::Fixed(Verdict::Unresolved));
+            }
             RawExpect::Table(t) => apply_table(sink, s, &mut st, t),
+            RawExpect::Computed(p) => apply_rule(sink, s, &mut st, p, By::Engine(world)),
         }
     }
     // Loopback.
@@ -283,6 +295,36 @@ pub fn expand(
         .iter()
         .filter(|k| !st.cells.contains_key(*k))
         .collect();
+    let unspecified: Vec<(&CellKey, &String)> = missing
+        .iter()
+        .filter_map(|k| st.unspecified.get_key_value(*k))
+        .collect();
+    if !unspecified.is_empty() {
+        let examples: Vec<String> = unspecified
+            .iter()
+            .take(3)
+            .map(|(k, why)| format!("`{k}` ({why})"))
+            .collect();
+        let more = if unspecified.len() > 3 {
+            format!(" and {} more", unspecified.len() - 3)
+        } else {
+            String::new()
+        };
+        sink.error(
+            Code::NoExpectation,
+            sink.pos(entries),
+            format!(
+                "step {step}: the specification does not decide {} cell(s) that `computed` covers: {}{more}",
+                unspecified.len(),
+                examples.join("; ")
+            ),
+        )
+        .help("state these cells explicitly after the `computed` entry (`allow:`/`block:` or a table): they depend on the implementation or on addresses");
+    }
+    let missing: Vec<&CellKey> = missing
+        .into_iter()
+        .filter(|k| !st.unspecified.contains_key(*k))
+        .collect();
     if !missing.is_empty() {
         let examples: Vec<String> = missing.iter().take(4).map(ToString::to_string).collect();
         let more = if missing.len() > 4 {
@@ -297,7 +339,64 @@ pub fn expand(
         )
         .help("add `- default: block` (or `allow`) first in `expect:`, or rules/tables covering these cells");
     }
+    contradictions(sink, entries, step, world, &st.cells);
     ExpectedMatrix { cells: st.cells }
+}
+
+/// Warns where a declared expectation contradicts the specification, one warning per step.
+fn contradictions(
+    sink: &mut Sink<'_>,
+    entries: &Sp<Vec<RawExpect>>,
+    step: usize,
+    world: &World,
+    cells: &BTreeMap<CellKey, Expected>,
+) {
+    let mut found = Vec::new();
+    for (k, e) in cells.iter().filter(|(_, e)| e.origin.kind != "computed") {
+        let x = engine::explain(world, k);
+        let spec = match x.verdict {
+            Spec::Allow => Verdict::Allow,
+            Spec::Block => Verdict::Block,
+            Spec::Unresolved => Verdict::Unresolved,
+            Spec::Unspecified => continue,
+        };
+        if spec != e.verdict {
+            found.push(format!(
+                "`{k}`: expected {} ({}), the specification says {}",
+                e.verdict.as_str(),
+                e.origin,
+                x.short()
+            ));
+        }
+    }
+    if found.is_empty() {
+        return;
+    }
+    let n = found.len();
+    let shown: Vec<String> = found.into_iter().take(5).collect();
+    let more = if n > 5 {
+        format!("\n… and {} more", n - 5)
+    } else {
+        String::new()
+    };
+    sink.warning(
+        Code::ContradictsSpec,
+        sink.pos(entries),
+        format!(
+            "step {step}: {n} expectation(s) contradict the NetworkPolicy specification:\n{}{more}",
+            shown.join("\n")
+        ),
+    )
+    .help("either the expectation or the policies are wrong; `netreach explain` shows the reasoning for one cell, and `- computed: {}` expects what the specification says");
+}
+
+/// Where a rule's verdict comes from.
+#[derive(Clone, Copy)]
+enum By<'a> {
+    /// Written in the rule.
+    Fixed(Verdict),
+    /// Asked of the policy engine, per cell.
+    Engine(&'a World),
 }
 
 fn apply_rule(
@@ -305,9 +404,12 @@ fn apply_rule(
     s: &Scenario,
     st: &mut State,
     p: &Sp<RawCellPattern>,
-    verdict: Verdict,
+    by: By<'_>,
 ) {
-    let kind = verdict.as_str();
+    let kind = match by {
+        By::Fixed(v) => v.as_str(),
+        By::Engine(_) => "computed",
+    };
     let line = sink.pos(p).line;
     let rule = &p.value;
     let from = match &rule.from {
@@ -372,12 +474,29 @@ fn apply_rule(
             && to.as_ref().is_none_or(|t| t.matches(&k.to))
             && port.matches(s, &k.to, k.port)
             && via_matches(via, k.via);
-        if ok {
-            st.set(k, verdict, Origin { kind, line }, explicit.then_some(pos));
-            n += 1;
+        if !ok {
+            continue;
         }
+        n += 1;
+        let verdict = match by {
+            By::Fixed(v) => v,
+            By::Engine(w) => {
+                let x = engine::explain(w, k);
+                match x.verdict {
+                    Spec::Allow => Verdict::Allow,
+                    Spec::Block => Verdict::Block,
+                    Spec::Unresolved => Verdict::Unresolved,
+                    Spec::Unspecified => {
+                        // Earlier entries stay in force; without one, completeness reports it.
+                        st.unspecified.insert(k.clone(), x.short());
+                        continue;
+                    }
+                }
+            }
+        };
+        st.set(k, verdict, Origin { kind, line }, explicit.then_some(pos));
     }
-    if verdict == Verdict::Unresolved
+    if matches!(by, By::Fixed(Verdict::Unresolved))
         && s.cells.iter().any(|k| {
             k.via != Some(Via::Dns)
                 && from

@@ -388,6 +388,9 @@ pub enum RawExpect {
     Unresolved(#[schemars(with = "RawCellPattern")] Sp<RawCellPattern>),
     /// A truth table for one port (rows = from, columns = to).
     Table(#[schemars(with = "RawTable")] Sp<RawTable>),
+    /// Cells matching the pattern (`{}`: every cell) expect what the NetworkPolicy
+    /// specification says, as netreach's policy engine computes it from the policies in force.
+    Computed(#[schemars(with = "RawCellPattern")] Sp<RawCellPattern>),
 }
 
 /// Allowed or blocked.

@@ -813,7 +813,13 @@ fn check_step(
         file: c.file,
         out: c.out,
     };
-    let expected = expect::expand(&mut sink, s, &rs.expect, index);
+    // The state after this step's actions, for `computed` expectations and contradiction checks.
+    let mut world = crate::engine::World::initial(s);
+    for earlier in &s.steps {
+        world.apply(&earlier.actions);
+    }
+    world.apply(&actions);
+    let expected = expect::expand(&mut sink, s, &rs.expect, index, &world);
     Step {
         index,
         name,
