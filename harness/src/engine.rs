@@ -433,13 +433,13 @@ fn dir_word(d: PolicyType) -> &'static str {
     }
 }
 
-/// The source's egress to the cluster DNS on 53/udp.
-fn dns_side(w: &World, from: &PodId) -> Side {
-    let port = PortProto {
-        port: 53,
-        protocol: Protocol::Udp,
-    };
-    let mut s = evaluate(
+/// Whether `from`'s egress admits port 53 over `protocol` to the cluster DNS (as the engine models
+/// it: pods labelled `k8s-app: kube-dns` in `kube-system` serving `dns` 53/udp and `dns-tcp`
+/// 53/tcp). Name resolution needs 53/udp; resolvers fall back to 53/tcp for large answers. The
+/// side's `summary` is left empty.
+pub fn dns_egress(w: &World, from: &PodId, protocol: Protocol) -> Side {
+    let port = PortProto { port: 53, protocol };
+    evaluate(
         w,
         PolicyType::Egress,
         from,
@@ -447,7 +447,12 @@ fn dns_side(w: &World, from: &PodId) -> Side {
         port,
         None,
         Route::Translated,
-    );
+    )
+}
+
+/// The source's egress to the cluster DNS on 53/udp.
+fn dns_side(w: &World, from: &PodId) -> Side {
+    let mut s = dns_egress(w, from, Protocol::Udp);
     s.direction = "dns";
     s.summary = match s.verdict {
         Tri::Yes if s.isolated_by.is_empty() => {
@@ -458,7 +463,7 @@ fn dns_side(w: &World, from: &PodId) -> Side {
             hits(&s.allowed_by)
         ),
         Tri::No => format!(
-            "name resolution fails: {} select {from} for egress and no rule allows 53/udp to the cluster DNS",
+            "name resolution fails: egress of {from} is isolated by {} and no rule allows 53/udp to the cluster DNS",
             s.isolated_by.join(", ")
         ),
         Tri::Unknown => format!(
@@ -720,7 +725,7 @@ fn peer_matches(
             let m = inside.and(excepted.not());
             if m == Tri::Unknown {
                 why.push(format!(
-                    "whether {other} is in ipBlock {} depends on addresses not known yet",
+                    "whether {other} is in {} depends on addresses not known yet",
                     describe_peer(peer)
                 ));
             }

@@ -12,6 +12,7 @@ pub mod diag;
 pub mod engine;
 pub mod exit;
 pub mod expect;
+pub mod explain;
 pub mod known;
 pub mod model;
 pub mod names;

@@ -36,6 +36,31 @@ enum Command {
     },
     /// Run scenarios against a cluster.
     Run(netreach::run::cli::RunArgs),
+    /// What the NetworkPolicy specification says about one connection, step by step, and why:
+    /// which policies select the source for egress and the destination for ingress, which rule
+    /// and peer admit it, or that none does.
+    Explain {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Source pod, `ns/pod`.
+        #[arg(long)]
+        from: String,
+        /// Target: `ns/pod`, `ext:<name>` or `dns:<name>`.
+        #[arg(long)]
+        to: String,
+        /// Port, e.g. `80/tcp` (default: every port the target serves).
+        #[arg(long)]
+        port: Option<String>,
+        /// Route: ip, service or dns (default ip).
+        #[arg(long)]
+        via: Option<String>,
+        /// Only this step (1-based; default: every step).
+        #[arg(long)]
+        step: Option<usize>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure full matrices, batched against one exec per cell (writes Markdown to stdout).
     #[command(hide = true)]
     Bench {
@@ -86,6 +111,26 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
         Command::Run(args) => netreach::run::cli::main(&args),
+        Command::Explain {
+            scenario,
+            from,
+            to,
+            port,
+            via,
+            step,
+            json,
+        } => explain(
+            &scenario,
+            netreach::explain::Query {
+                from,
+                to,
+                port,
+                via: None,
+                step,
+            },
+            via.as_deref(),
+            json,
+        ),
         Command::Gc(args) => netreach::run::cli::gc(&args),
         Command::Bench {
             context,
@@ -159,6 +204,43 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
     } else {
         exit::SUCCESS
     })
+}
+
+fn explain(
+    path: &std::path::Path,
+    mut q: netreach::explain::Query,
+    via: Option<&str>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    q.via = match via {
+        None | Some("ip") => None,
+        Some("service") => Some(netreach::model::Via::Service),
+        Some("dns") => Some(netreach::model::Via::Dns),
+        Some(other) => {
+            eprintln!("netreach explain: --via {other}: write ip, service or dns");
+            return Ok(exit::USAGE);
+        }
+    };
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let loaded = scenario::load(path);
+    let Some(s) = loaded.scenario else {
+        print_diagnostics(&loaded.diagnostics, false, color);
+        return Ok(exit::INVALID);
+    };
+    match netreach::explain::answer(&s, &q) {
+        Ok(a) if json => {
+            println!("{}", serde_json::to_string_pretty(&a)?);
+            Ok(exit::SUCCESS)
+        }
+        Ok(a) => {
+            print!("{}", netreach::explain::render(&a));
+            Ok(exit::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("netreach explain: {e}");
+            Ok(exit::USAGE)
+        }
+    }
 }
 
 fn serve(identity: String, ports: &[String], ready_file: Option<PathBuf>) -> anyhow::Result<i32> {
