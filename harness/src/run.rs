@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::bind::bind_probes;
 use crate::cluster::{Cluster, DeployPlan, InfraError, cluster_actions};
-use crate::model::Scenario;
+use crate::engine::{self, Spec, World};
+use crate::model::{Expected, Origin, Scenario, Verdict};
 use crate::names::Naming;
 use crate::report::{ScenarioReport, StepReport};
-use crate::verdict::{CellResult, Counts, Status, judge_cell};
+use crate::verdict::{CellResult, Counts, SpecOpinion, Status, judge_cell};
 
 /// Something the runner did, for progress reporting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +71,9 @@ pub struct RunOptions {
     pub retry_every: Duration,
     /// The confirmation round starts no earlier than this after the step's changes.
     pub settle: Duration,
+    /// Judge cells by the specification (the policy engine, with the run's addresses) wherever
+    /// it decides them, and by the scenario's expectations only where it does not.
+    pub expect_computed: bool,
 }
 
 impl RunOptions {
@@ -82,6 +86,7 @@ impl RunOptions {
             converge_timeout: Duration::from_secs(30),
             retry_every: Duration::from_millis(500),
             settle: Duration::from_secs(2),
+            expect_computed: false,
         }
     }
 }
@@ -249,7 +254,19 @@ pub fn run_scenario(
         }
         Ok(bindings) => {
             let mut failed = false;
-            for step in &s.steps {
+            // The specification's view of each step, with the addresses this run bound.
+            let worlds: Vec<World> = World::per_step(s)
+                .into_iter()
+                .map(|w| w.with_addresses(&bindings))
+                .collect();
+            for (step, world) in s.steps.iter().zip(&worlds) {
+                let computed;
+                let step = if opts.expect_computed {
+                    computed = computed_step(step, world);
+                    &computed
+                } else {
+                    step
+                };
                 if failed {
                     report.steps.push(StepReport::not_run(step));
                     continue;
@@ -273,6 +290,13 @@ pub fn run_scenario(
                         StepReport::errored(step, e.to_string())
                     }
                 };
+                for r in &mut sr.results {
+                    let x = engine::explain(world, &r.cell);
+                    r.spec = Some(SpecOpinion {
+                        verdict: x.verdict,
+                        why: x.short(),
+                    });
+                }
                 sr.duration_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
                 on_event(&Event::StepFinished {
                     index: step.index,
@@ -294,6 +318,27 @@ pub fn run_scenario(
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report.finish();
     report
+}
+
+/// `step` with every cell the specification decides expected as the specification says.
+fn computed_step(step: &crate::model::Step, world: &World) -> crate::model::Step {
+    let mut out = step.clone();
+    for (cell, e) in &mut out.expected.cells {
+        let v = match engine::explain(world, cell).verdict {
+            Spec::Allow => Verdict::Allow,
+            Spec::Block => Verdict::Block,
+            Spec::Unresolved => Verdict::Unresolved,
+            Spec::Unspecified => continue,
+        };
+        *e = Expected {
+            verdict: v,
+            origin: Origin {
+                kind: "computed",
+                line: step.line,
+            },
+        };
+    }
+    out
 }
 
 /// A run id from the clock and process id (6 characters, DNS-label safe).
@@ -357,6 +402,11 @@ pub mod cli {
         /// Execs in flight at once.
         #[arg(long, default_value_t = 16)]
         pub parallelism: usize,
+        /// Expect what the NetworkPolicy specification says (the policy engine, with the run's
+        /// addresses) wherever it decides a cell, instead of the scenario's expectations; cells
+        /// the specification leaves open keep the scenario's.
+        #[arg(long)]
+        pub expect_computed: bool,
         /// How long disagreeing cells are re-probed after a step, in seconds.
         #[arg(long, default_value_t = 30, value_name = "SECS")]
         pub converge_timeout: u64,
@@ -455,6 +505,7 @@ pub mod cli {
             keep_on_failure: args.keep_on_failure,
             converge_timeout: Duration::from_secs(args.converge_timeout),
             settle: Duration::from_millis(args.settle_ms),
+            expect_computed: args.expect_computed,
             ..RunOptions::new(Naming::Verbatim)
         };
         let mut kube_opts = KubeOptions {

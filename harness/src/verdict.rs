@@ -142,6 +142,57 @@ pub struct CellResult {
     /// The answer changed between the round that settled the step and the confirmation round.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub flaky: bool,
+    /// What the NetworkPolicy specification says (the policy engine, with the run's addresses),
+    /// and why: the third opinion next to the expectation and the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SpecOpinion>,
+}
+
+/// The specification's verdict on a cell, as recorded in a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpecOpinion {
+    /// `allow`, `block`, `unresolved` or `unspecified`.
+    pub verdict: crate::engine::Spec,
+    /// The engine's reasons in one line.
+    pub why: String,
+}
+
+impl CellResult {
+    /// Who disagrees with whom, for a cell whose expectation and observation are known: `None`
+    /// when all three agree or the specification has no say.
+    pub fn three_way(&self) -> Option<&'static str> {
+        use crate::engine::Spec;
+        let spec = self.spec.as_ref()?;
+        let spec_v = match spec.verdict {
+            Spec::Allow => Observed::Allowed,
+            Spec::Block => Observed::Blocked,
+            Spec::Unresolved => Observed::DnsFailure,
+            Spec::Unspecified => return None,
+        };
+        let expected_v = match self.expected.verdict {
+            Verdict::Allow => Observed::Allowed,
+            Verdict::Block => Observed::Blocked,
+            Verdict::Unresolved => Observed::DnsFailure,
+        };
+        if !matches!(
+            self.observed,
+            Observed::Allowed | Observed::Blocked | Observed::DnsFailure
+        ) {
+            return None;
+        }
+        let exp_ok = expected_v == spec_v;
+        let obs_ok = self.observed == spec_v;
+        match (exp_ok, obs_ok) {
+            (true, true) => None,
+            (true, false) => Some("the cluster disagrees with the specification"),
+            (false, true) => {
+                Some("the expectation disagrees with the specification; the cluster follows it")
+            }
+            (false, false) => {
+                Some("the expectation and the cluster both disagree with the specification")
+            }
+        }
+    }
 }
 
 /// Judges one cell.
@@ -161,6 +212,7 @@ pub fn judge_cell(
         status: judge(expected.verdict, observed),
         detail: obs.detail.clone(),
         flaky: false,
+        spec: None,
     }
 }
 

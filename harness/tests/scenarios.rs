@@ -113,6 +113,10 @@ fn run_one(
         Ok(mut c) => {
             let opts = RunOptions {
                 keep_on_failure: std::env::var_os("NETREACH_KEEP_ON_FAILURE").is_some(),
+                // The transcribed upstream e2e cases run as computed scenarios: the cluster is
+                // judged against the policy engine (tests/shipped.rs checks that the engine
+                // reproduces their transcribed tables).
+                expect_computed: s.group == "upstream",
                 ..RunOptions::new(Naming::PerRun {
                     run_id: new_run_id(),
                 })
@@ -200,8 +204,9 @@ mod lifecycle {
     type Body = fn(&str) -> Result<(), Failed>;
 
     pub fn trials(context: Option<String>) -> Vec<Trial> {
-        let tests: [(&str, Body); 4] = [
+        let tests: [(&str, Body); 5] = [
             ("wrong-expectation", wrong_expectation),
+            ("computed-expectations", computed_expectations),
             ("interrupt-cleans-up", interrupt_cleans_up),
             ("verbatim-refuses-existing", verbatim_refuses_existing),
             ("gc-removes-only-stale-runs", gc_removes_only_stale_runs),
@@ -280,9 +285,50 @@ mod lifecycle {
             txt.contains("MISMATCH x/a -> x/b 80/tcp: expected allowed (default at line"),
             format!("mismatch line:\n{txt}"),
         )?;
+        // Three-way: the specification sides with the cluster.
+        check(
+            f.three_way()
+                == Some("the expectation disagrees with the specification; the cluster follows it")
+                && txt.contains("specification: block: egress of x/a: not isolated"),
+            format!("three-way verdict:\n{txt}"),
+        )?;
         check(
             r.teardown_error.is_none(),
             format!("teardown: {:?}", r.teardown_error),
+        )
+    }
+
+    /// The same wrong fixture judged by the specification instead (`--expect-computed`): the
+    /// engine's expectation is right and the cluster agrees with it on every cell.
+    fn computed_expectations(context: &str) -> Result<(), Failed> {
+        let s = scenario::load(&fixture("wrong-expectation.yaml"))
+            .scenario
+            .ok_or("fixture is invalid")?;
+        let mut c = cluster::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
+        let r = run_scenario(
+            &s,
+            c.as_mut(),
+            &RunOptions {
+                expect_computed: true,
+                ..RunOptions::new(Naming::PerRun {
+                    run_id: netreach::run::new_run_id(),
+                })
+            },
+            &mut |_| {},
+        );
+        let txt = text::render_scenario(&r);
+        check(
+            r.status == ScenarioStatus::Passed,
+            format!("expected a pass:\n{txt}"),
+        )?;
+        let cell = r.steps[0]
+            .results
+            .iter()
+            .find(|c| c.cell.to_string() == "x/a -> x/b 80/tcp")
+            .ok_or("cell missing")?;
+        check(
+            cell.expected.origin.kind == "computed" && cell.observed == Observed::Blocked,
+            format!("cell: {cell:?}"),
         )
     }
 

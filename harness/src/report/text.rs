@@ -90,6 +90,7 @@ pub fn render_step(out: &mut String, s: &StepReport) {
     };
     if s.is_clean() {
         let _ = writeln!(out, "  {title}: {} cell(s) agree{timing}", s.counts.pass);
+        render_agreeing_against_spec(out, s);
         return;
     }
     let c = s.counts;
@@ -102,6 +103,7 @@ pub fn render_step(out: &mut String, s: &StepReport) {
         c.unsupported
     );
     let flaky = s.results.iter().filter(|r| r.flaky).count();
+    render_agreeing_against_spec(out, s);
     if flaky > 0 {
         let _ = writeln!(
             out,
@@ -122,6 +124,28 @@ pub fn render_step(out: &mut String, s: &StepReport) {
         .filter(|r| r.status != Status::Pass || r.flaky)
     {
         render_cell(out, r);
+    }
+}
+
+/// Passing cells where the expectation and the cluster agree with each other but not with the
+/// specification: the scenario and the enforcer may share a mistake.
+fn render_agreeing_against_spec(out: &mut String, s: &StepReport) {
+    let odd: Vec<&CellResult> = s
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Pass && r.three_way().is_some())
+        .collect();
+    if odd.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "    {} passing cell(s) where the expectation and the cluster agree but the specification does not:",
+        odd.len()
+    );
+    for r in odd.iter().take(10) {
+        let why = r.spec.as_ref().map_or("", |s| s.why.as_str());
+        let _ = writeln!(out, "      {}: {why}", r.cell);
     }
 }
 
@@ -159,6 +183,10 @@ pub fn render_cell(out: &mut String, r: &CellResult) {
     }
     if let Some(o) = &r.detail.output {
         let _ = writeln!(out, "      output: {o}");
+    }
+    if let Some(spec) = &r.spec {
+        let who = r.three_way().map_or(String::new(), |w| format!(" → {w}"));
+        let _ = writeln!(out, "      specification: {}{who}", spec.why);
     }
     if let Some(cmd) = &r.detail.command {
         let _ = writeln!(out, "      repro: {cmd}");
@@ -316,6 +344,7 @@ mod tests {
 
     MISMATCH x/a -> x/b 80/tcp: expected blocked (table at line 12), observed allowed (connected)
       probe: 3 ms
+      specification: allow: egress of x/a: not isolated (no policy selects it for egress); ingress of x/b: not isolated (no policy selects it for ingress) → the expectation disagrees with the specification; the cluster follows it
       repro: kubectl exec -n x-r1d2e3 a -- nc -z -w 1 <ip> 80
 "#;
         assert_eq!(text, want, "\n--- got ---\n{text}");
