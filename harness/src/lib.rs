@@ -14,6 +14,7 @@ pub mod exit;
 pub mod expect;
 pub mod explain;
 pub mod known;
+pub mod lint;
 pub mod model;
 pub mod names;
 pub mod outcome;

@@ -34,6 +34,16 @@ enum Command {
         #[arg(long)]
         short: bool,
     },
+    /// Warn about policies that are valid but probably not what was meant (allow-all rules,
+    /// unselected pods, blocked DNS, selectors that select nothing, dead named ports).
+    Lint {
+        /// Scenario files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run scenarios against a cluster.
     Run(netreach::run::cli::RunArgs),
     /// What the NetworkPolicy specification says about one connection, step by step, and why:
@@ -110,6 +120,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
+        Command::Lint { paths, json } => lint(&paths, json),
         Command::Run(args) => netreach::run::cli::main(&args),
         Command::Explain {
             scenario,
@@ -206,6 +217,50 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
     })
 }
 
+fn lint(paths: &[PathBuf], json: bool) -> anyhow::Result<i32> {
+    let files = match scenario::discover(paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!("netreach lint: no scenario files (*.yaml, *.yml) under the given paths");
+            return Ok(exit::USAGE);
+        }
+        Err(e) => {
+            eprintln!("netreach lint: cannot list scenarios: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut report = netreach::lint::LintReport::default();
+    for f in &files {
+        let loaded = scenario::load(f);
+        match loaded.scenario {
+            Some(s) => report.scenarios.push(netreach::lint::ScenarioLint::of(&s)),
+            None => {
+                print_diagnostics(&loaded.diagnostics, false, color);
+                report.invalid.push(f.display().to_string());
+            }
+        }
+    }
+    let text = if json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        netreach::lint::render_text(&report)
+    };
+    // A closed pipe (`| head`) is not an error.
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
+    eprintln!(
+        "linted {} scenario(s): {} finding(s); {} invalid scenario(s) not linted",
+        report.scenarios.len(),
+        report.finding_count(),
+        report.invalid.len()
+    );
+    Ok(report.exit_code())
+}
+
 fn explain(
     path: &std::path::Path,
     mut q: netreach::explain::Query,
@@ -228,12 +283,19 @@ fn explain(
         return Ok(exit::INVALID);
     };
     match netreach::explain::answer(&s, &q) {
-        Ok(a) if json => {
-            println!("{}", serde_json::to_string_pretty(&a)?);
-            Ok(exit::SUCCESS)
-        }
         Ok(a) => {
-            print!("{}", netreach::explain::render(&a));
+            let text = if json {
+                serde_json::to_string_pretty(&a)? + "\n"
+            } else {
+                netreach::explain::render(&a)
+            };
+            // A closed pipe (`| head`) is not an error.
+            if let Err(e) =
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
             Ok(exit::SUCCESS)
         }
         Err(e) => {

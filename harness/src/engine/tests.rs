@@ -559,6 +559,54 @@ fn services_and_names() {
 }
 
 #[test]
+fn dns_egress_per_protocol() {
+    let x_a = pod("x/a");
+    // Not isolated for egress: both protocols reach the cluster DNS.
+    let w = world("");
+    assert_eq!(dns_egress(&w, &x_a, Protocol::Udp).verdict, Tri::Yes);
+    assert_eq!(dns_egress(&w, &x_a, Protocol::Tcp).verdict, Tri::Yes);
+    // 53/udp only, by the named port `dns`: UDP allowed, TCP blocked; agrees with `explain` on a
+    // resolution cell.
+    let w = world(
+        "- inline:
+    apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: dns, namespace: x}
+    spec:
+      podSelector: {}
+      policyTypes: [Egress]
+      egress:
+        - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+          ports: [{port: dns, protocol: UDP}]",
+    );
+    let udp = dns_egress(&w, &x_a, Protocol::Udp);
+    assert_eq!(udp.verdict, Tri::Yes);
+    assert_eq!(udp.isolated_by, vec!["x/dns".to_owned()]);
+    assert_eq!(dns_egress(&w, &x_a, Protocol::Tcp).verdict, Tri::No);
+    let resolve = CellKey {
+        from: x_a.clone(),
+        to: Target::Name("y-b.example".into()),
+        port: None,
+        via: None,
+    };
+    assert_eq!(explain(&w, &resolve).verdict, Spec::Allow);
+    // `dns-tcp` names 53/tcp on the cluster DNS.
+    let w = world(
+        "- inline:
+    apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: dns, namespace: x}
+    spec:
+      podSelector: {}
+      policyTypes: [Egress]
+      egress: [{ports: [{port: dns-tcp}]}]",
+    );
+    assert_eq!(dns_egress(&w, &x_a, Protocol::Tcp).verdict, Tri::Yes);
+    assert_eq!(dns_egress(&w, &x_a, Protocol::Udp).verdict, Tri::No);
+    assert_eq!(explain(&w, &resolve).verdict, Spec::Block);
+}
+
+#[test]
 fn steps_relabel_replace_and_delete() {
     let yaml = "version: 1
 namespaces: [{name: x, labels: {team: a}}, {name: y}]
