@@ -394,8 +394,16 @@ pub fn explain(w: &World, cell: &CellKey) -> Explanation {
             }
             let dst = Endpoint::Pod(to.clone());
             let src = Endpoint::Pod(cell.from.clone());
-            let eg = side(w, PolicyType::Egress, &cell.from, &dst, port, to, route);
-            let ing = side(w, PolicyType::Ingress, to, &src, port, to, route);
+            let eg = side(
+                w,
+                PolicyType::Egress,
+                &cell.from,
+                &dst,
+                port,
+                Some(to),
+                route,
+            );
+            let ing = side(w, PolicyType::Ingress, to, &src, port, Some(to), route);
             let conn = eg.verdict.and(ing.verdict);
             e.verdict = match (resolved, conn) {
                 (Tri::No, _) => Spec::Unresolved,
@@ -409,7 +417,15 @@ pub fn explain(w: &World, cell: &CellKey) -> Explanation {
         }
         (Target::External(x), Some(port)) => {
             let dst = Endpoint::External(x.clone());
-            let eg = side_external(w, &cell.from, &dst, port);
+            let eg = side(
+                w,
+                PolicyType::Egress,
+                &cell.from,
+                &dst,
+                port,
+                None,
+                Route::Direct,
+            );
             e.verdict = match eg.verdict {
                 Tri::Yes => Spec::Allow,
                 Tri::No => Spec::Block,
@@ -481,18 +497,26 @@ fn hits(h: &[RuleHit]) -> String {
         .join(", ")
 }
 
-/// One direction for a pod-to-pod cell. `pod` is the pod whose policies decide this side;
-/// `other` the far end; `dest` the destination pod (named ports are its ports).
+/// One direction of a cell. `pod` is the pod whose policies decide this side; `other` the far
+/// end; `dest` the destination pod when it is one (named ports are its ports).
 fn side(
     w: &World,
     dir: PolicyType,
     pod: &PodId,
     other: &Endpoint,
     port: PortProto,
-    dest: &PodId,
+    dest: Option<&PodId>,
     route: Route,
 ) -> Side {
-    let mut s = evaluate(w, dir, pod, other, port, w.pods.get(dest), route);
+    let mut s = evaluate(
+        w,
+        dir,
+        pod,
+        other,
+        port,
+        dest.and_then(|d| w.pods.get(d)),
+        route,
+    );
     let d = dir_word(dir);
     s.summary = match s.verdict {
         Tri::Yes if s.isolated_by.is_empty() => {
@@ -505,25 +529,6 @@ fn side(
         ),
         Tri::Unknown => format!(
             "{d} of {pod}: unspecified ({})",
-            s.unknown_because.join("; ")
-        ),
-    };
-    s
-}
-
-fn side_external(w: &World, from: &PodId, dst: &Endpoint, port: PortProto) -> Side {
-    let mut s = evaluate(w, PolicyType::Egress, from, dst, port, None, Route::Direct);
-    s.summary = match s.verdict {
-        Tri::Yes if s.isolated_by.is_empty() => {
-            format!("egress of {from}: not isolated (no policy selects it for egress)")
-        }
-        Tri::Yes => format!("egress of {from}: allowed by {}", hits(&s.allowed_by)),
-        Tri::No => format!(
-            "egress of {from}: isolated by {} and no rule allows {dst} on {port}",
-            s.isolated_by.join(", ")
-        ),
-        Tri::Unknown => format!(
-            "egress of {from}: unspecified ({})",
             s.unknown_because.join("; ")
         ),
     };
