@@ -6,8 +6,8 @@
 
 /// Every probed cell agreed with its expectation; `validate` found no error.
 pub const SUCCESS: i32 = 0;
-/// At least one cell disagreed with its expectation (`run`), or a scenario is invalid
-/// (`validate`, whose only job is to judge scenarios).
+/// At least one cell disagreed with its expectation (`run`), a scenario is invalid
+/// (`validate`, whose only job is to judge scenarios), or `lint` found something.
 pub const MISMATCH: i32 = 1;
 /// Bad command line (clap's code).
 pub const USAGE: i32 = 2;
@@ -30,7 +30,7 @@ pub const TABLE: [(i32, &str, &str); 6] = [
     (
         MISMATCH,
         "mismatch",
-        "a cell disagreed with its expectation (validate: a scenario is invalid)",
+        "a cell disagreed with its expectation (validate: a scenario is invalid; lint: findings)",
     ),
     (USAGE, "usage", "bad command line"),
     (
