@@ -141,6 +141,13 @@ pub struct LintReport {
 }
 
 impl LintReport {
+    /// Drops the findings of `rules` (`netreach lint --skip`).
+    pub fn skip(&mut self, rules: &[LintRule]) {
+        for sc in &mut self.scenarios {
+            sc.findings.retain(|f| !rules.contains(&f.rule));
+        }
+    }
+
     /// Findings in all scenarios.
     pub fn finding_count(&self) -> usize {
         self.scenarios.iter().map(|s| s.findings.len()).sum()
@@ -1073,6 +1080,13 @@ probes:
             "allow-all-rule"
         );
         assert_eq!(json["scenarios"][0]["findings"][0]["severity"], "warning");
+        // --skip drops a rule's findings (and only its).
+        let mut skipped = r.clone();
+        skipped.skip(&[LintRule::SelectsNothing]);
+        assert_eq!(skipped.finding_count(), r.finding_count());
+        skipped.skip(&[LintRule::AllowAllRule, LintRule::UnselectedPods]);
+        assert_eq!(skipped.finding_count(), 0);
+        assert_eq!(skipped.exit_code(), exit::SUCCESS);
         r.invalid.push("bad.yaml".into());
         assert_eq!(r.exit_code(), exit::INVALID);
     }

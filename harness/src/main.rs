@@ -43,6 +43,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Leave out a rule's findings (repeatable), e.g. `--skip unselected-pods` for test
+        /// scenarios that isolate only some pods on purpose.
+        #[arg(long, value_name = "RULE")]
+        skip: Vec<String>,
     },
     /// Run scenarios against a cluster.
     Run(netreach::run::cli::RunArgs),
@@ -120,7 +124,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
-        Command::Lint { paths, json } => lint(&paths, json),
+        Command::Lint { paths, json, skip } => lint(&paths, json, &skip),
         Command::Run(args) => netreach::run::cli::main(&args),
         Command::Explain {
             scenario,
@@ -217,7 +221,22 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
     })
 }
 
-fn lint(paths: &[PathBuf], json: bool) -> anyhow::Result<i32> {
+fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
+    let mut skipped = Vec::new();
+    for name in skip {
+        let Some(rule) = netreach::lint::LintRule::from_name(name) else {
+            let names: Vec<&str> = netreach::lint::LintRule::ALL
+                .iter()
+                .map(|r| r.name())
+                .collect();
+            eprintln!(
+                "netreach lint: --skip {name}: no such rule (rules: {})",
+                names.join(", ")
+            );
+            return Ok(exit::USAGE);
+        };
+        skipped.push(rule);
+    }
     let files = match scenario::discover(paths) {
         Ok(f) if !f.is_empty() => f,
         Ok(_) => {
@@ -241,6 +260,7 @@ fn lint(paths: &[PathBuf], json: bool) -> anyhow::Result<i32> {
             }
         }
     }
+    report.skip(&skipped);
     let text = if json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
