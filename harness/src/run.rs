@@ -727,6 +727,59 @@ steps:
     }
 
     #[test]
+    fn every_cell_carries_the_specification_and_computed_expectations_follow_it() {
+        // A wrong scenario: step 1 claims a -> b is blocked although no policy exists.
+        let wrong = SCENARIO.replace(
+            "  - name: open\n    expect: [{default: allow}]",
+            "  - name: open\n    expect: [{default: allow}, {block: {from: x/a, to: x/b}}]",
+        );
+        let l = load_str(Path::new("scenarios/t.yaml"), &wrong, &MemReader::default());
+        let s = l.scenario.expect("valid, with a contradicts-spec warning");
+        // Declared: the correct cluster fails step 1, and the report says the expectation is
+        // the one that disagrees with the specification.
+        let r = run_scenario(&s, &mut FakeCluster::new(correct), &opts(), &mut |_| {});
+        let bad: Vec<&CellResult> = r.steps[0].with_status(Status::Fail).collect();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].spec.as_ref().map(|o| o.verdict), Some(Spec::Allow));
+        assert_eq!(
+            bad[0].three_way(),
+            Some("the expectation disagrees with the specification; the cluster follows it")
+        );
+        assert!(
+            r.steps
+                .iter()
+                .all(|st| st.results.iter().all(|c| c.spec.is_some()))
+        );
+        // Computed: the same cluster passes every step, every cell judged by the engine.
+        let computed = RunOptions {
+            expect_computed: true,
+            ..opts()
+        };
+        let r = run_scenario(&s, &mut FakeCluster::new(correct), &computed, &mut |_| {});
+        assert_eq!(r.status, ScenarioStatus::Passed);
+        assert!(r.steps.iter().all(|st| {
+            st.results
+                .iter()
+                .all(|c| c.expected.origin.kind == "computed")
+        }));
+        // And a cluster that ignores the policy fails exactly the engine's blocked cell, with
+        // the cluster named as the one that disagrees.
+        let r = run_scenario(
+            &s,
+            &mut FakeCluster::new(|_, _| Outcome::Connected),
+            &computed,
+            &mut |_| {},
+        );
+        let bad: Vec<&CellResult> = r.steps[1].with_status(Status::Fail).collect();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].cell.to_string(), "x/a -> x/b 80/tcp");
+        assert_eq!(
+            bad[0].three_way(),
+            Some("the cluster disagrees with the specification")
+        );
+    }
+
+    #[test]
     fn deploy_failure_is_an_error_not_a_result_and_still_tears_down() {
         let s = scenario();
         let mut c = FakeCluster::new(|_, _| Outcome::Connected);
