@@ -47,24 +47,27 @@ pub struct ClusterEnv {
     pub context: String,
     /// `netreach-probe:<tag>`, loaded on every node.
     pub probe_image: String,
+    /// The documented deviations of the kit's enforcer, kube-router
+    /// (`fixtures/known-deviations/kube-router.yaml`, see docs/known-deviations.md).
+    pub known_deviations: PathBuf,
 }
 
 impl ClusterEnv {
     /// The environment for tests and the CLI: `KUBECONFIG`, `NETREACH_CONTEXT`,
-    /// `NETREACH_PROBE_IMAGE`.
-    pub fn vars(&self) -> [(&'static str, String); 3] {
+    /// `NETREACH_PROBE_IMAGE`, `NETREACH_KNOWN_DEVIATIONS`.
+    pub fn vars(&self) -> [(&'static str, String); 4] {
         [
             ("KUBECONFIG", self.kubeconfig.to_string_lossy().into_owned()),
             ("NETREACH_CONTEXT", self.context.clone()),
             ("NETREACH_PROBE_IMAGE", self.probe_image.clone()),
+            (
+                "NETREACH_KNOWN_DEVIATIONS",
+                self.known_deviations.to_string_lossy().into_owned(),
+            ),
         ]
     }
 
     /// Sets [`Self::vars`] on a command.
-    #[allow(
-        dead_code,
-        reason = "for `cargo xtask test`, to be wired once the Kubernetes backend exists"
-    )]
     pub fn apply(&self, cmd: &mut Command) {
         for (k, v) in self.vars() {
             cmd.env(k, v);
@@ -314,6 +317,7 @@ pub fn ensure_up(offline: bool) -> Result<ClusterEnv> {
         kubeconfig: k.kubeconfig.clone(),
         context: CONTEXT.to_owned(),
         probe_image: built.probe_image.clone(),
+        known_deviations: kit.root.join("fixtures/known-deviations/kube-router.yaml"),
     })
 }
 

@@ -107,14 +107,7 @@ fn test(args: &[String]) -> Result<()> {
     cmd.env("NETREACH_REPORT_DIR", root.join("target/netreach-reports"));
     if std::env::var_os("NETREACH_CONTEXT").is_none() {
         let env = cluster::ensure_up(offline)?;
-        cmd.env("KUBECONFIG", &env.kubeconfig)
-            .env("NETREACH_CONTEXT", &env.context)
-            .env("NETREACH_PROBE_IMAGE", &env.probe_image)
-            // The kit's enforcer is kube-router: its documented deviations (docs/known-deviations.md).
-            .env(
-                "NETREACH_KNOWN_DEVIATIONS",
-                root.join("fixtures/known-deviations/kube-router.yaml"),
-            );
+        env.apply(&mut cmd);
         eprintln!(
             "xtask: cluster tests run against {} (KUBECONFIG={}, probe image {})",
             env.context,
@@ -140,14 +133,7 @@ fn run(args: &[String]) -> Result<()> {
     let mut cmd = Command::new(&bin);
     cmd.args(["run", "scenarios"]);
     if std::env::var_os("NETREACH_CONTEXT").is_none() {
-        let env = cluster::ensure_up(offline)?;
-        cmd.env("KUBECONFIG", &env.kubeconfig)
-            .env("NETREACH_CONTEXT", &env.context)
-            .env("NETREACH_PROBE_IMAGE", &env.probe_image)
-            .env(
-                "NETREACH_KNOWN_DEVIATIONS",
-                project_root().join("fixtures/known-deviations/kube-router.yaml"),
-            );
+        cluster::ensure_up(offline)?.apply(&mut cmd);
     }
     status(&mut cmd)
 }
@@ -156,12 +142,7 @@ fn run(args: &[String]) -> Result<()> {
 /// (between the `bench:begin`/`bench:end` markers), with the machine they were taken on.
 fn bench(args: &[String]) -> Result<()> {
     let offline = args.iter().any(|a| a == "--offline");
-    let sizes = args
-        .iter()
-        .position(|a| a == "--sizes")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "3,9,30".into());
+    let sizes = util::flag_value(args, "--sizes").unwrap_or("3,9,30");
     status(cargo().args([
         "build",
         "--release",
@@ -172,20 +153,18 @@ fn bench(args: &[String]) -> Result<()> {
     ]))?;
     let env = cluster::ensure_up(offline)?;
     let root = project_root();
-    let out = Command::new(root.join("target/release/netreach"))
-        .args([
-            "bench",
-            "--context",
-            &env.context,
-            "--sizes",
-            &sizes,
-            "--probe-timeout",
-            "1",
-            "--rounds",
-            "3",
-        ])
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("NETREACH_PROBE_IMAGE", &env.probe_image)
+    let mut cmd = Command::new(root.join("target/release/netreach"));
+    cmd.args([
+        "bench",
+        "--sizes",
+        sizes,
+        "--probe-timeout",
+        "1",
+        "--rounds",
+        "3",
+    ]);
+    env.apply(&mut cmd);
+    let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("cannot run netreach bench")?;
@@ -206,7 +185,7 @@ fn bench(args: &[String]) -> Result<()> {
         sh("free -h | awk '/Mem:/{print $2}'"),
         sh("uname -r"),
         sh("kind version 2>/dev/null || echo kind"),
-        sh("date -u +%Y-%m-%dT%H:%MZ")
+        util::utc_minute()
     );
     let section = format!("<!-- bench:begin -->\nMachine: {machine}.\n\n{table}<!-- bench:end -->");
     let path = root.join("BENCHMARKS.md");

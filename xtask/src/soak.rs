@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::util::{flag_value, utc_minute};
 use crate::{cargo, cluster, project_root, replace_section, status};
 
 /// One run's figures.
@@ -33,10 +34,10 @@ struct RunSummary {
 
 pub fn main(args: &[String]) -> Result<()> {
     let offline = args.iter().any(|a| a == "--offline");
-    let runs: usize = match args.iter().position(|a| a == "--runs") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|n| n.parse().ok())
+    let runs: usize = match flag_value(args, "--runs") {
+        Some(n) => n
+            .parse()
+            .ok()
             .filter(|&n| n > 0)
             .context("--runs needs a positive number")?,
         None => 20,
@@ -53,23 +54,16 @@ pub fn main(args: &[String]) -> Result<()> {
     let root = project_root();
     let dir = root.join("target/soak");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let known = root.join("fixtures/known-deviations/kube-router.yaml");
-    let started = chrono_now();
+    let started = utc_minute();
     let mut out = Vec::new();
     for i in 1..=runs {
         let json = dir.join(format!("run-{i}.json"));
         let t = Instant::now();
-        let o = Command::new(root.join("target/release/netreach"))
-            .args(["run", "scenarios", "--json"])
-            .arg(&json)
-            .arg("--known-deviations")
-            .arg(&known)
-            .env("KUBECONFIG", &env.kubeconfig)
-            .env("NETREACH_CONTEXT", &env.context)
-            .env("NETREACH_PROBE_IMAGE", &env.probe_image)
-            .env("CI", "1")
-            .output()
-            .context("cannot run netreach")?;
+        let mut cmd = Command::new(root.join("target/release/netreach"));
+        cmd.args(["run", "scenarios", "--json"]).arg(&json);
+        // Context, probe image and the enforcer's known deviations (`--known-deviations`).
+        env.apply(&mut cmd);
+        let o = cmd.env("CI", "1").output().context("cannot run netreach")?;
         let wall_s = t.elapsed().as_secs_f64();
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         std::fs::write(dir.join(format!("run-{i}.txt")), &text)?;
@@ -114,14 +108,6 @@ pub fn main(args: &[String]) -> Result<()> {
         bail!("soak: {bad} false mismatch(es) or error(s) in {runs} runs (see target/soak/)");
     }
     Ok(())
-}
-
-fn chrono_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%MZ"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }
 
 fn summarize(v: &Value, text: &str, exit: i32, wall_s: f64) -> RunSummary {
