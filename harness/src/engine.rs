@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::bind::Bindings;
 use crate::model::{
-    Action, CellKey, PodId, PortProto, Protocol, Scenario, ServedPort, Target, Via,
+    Action, CellKey, PodId, PortProto, Protocol, Scenario, ServedPort, Target, Verdict, Via,
 };
 use crate::policy::{
     AddrExpr, LabelSelector, NAMESPACE_NAME_LABEL, NetworkPolicy, Peer, PolicyPort, PolicyRef,
@@ -255,6 +255,16 @@ pub enum Spec {
 }
 
 impl Spec {
+    /// The expectation this verdict amounts to; `None` when the specification leaves it open.
+    pub fn expectation(self) -> Option<Verdict> {
+        match self {
+            Spec::Allow => Some(Verdict::Allow),
+            Spec::Block => Some(Verdict::Block),
+            Spec::Unresolved => Some(Verdict::Unresolved),
+            Spec::Unspecified => None,
+        }
+    }
+
     /// `allow`, `block`, `unresolved`, `unspecified`.
     pub fn as_str(self) -> &'static str {
         match self {

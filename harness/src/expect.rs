@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Code, DiagExt, Pos, Sink};
-use crate::engine::{self, Spec, World};
+use crate::engine::{self, World};
 use crate::model::{
     CellKey, Expected, ExpectedMatrix, Loopback, Origin, PodId, Scenario, Target, Verdict, Via,
 };
@@ -354,11 +354,8 @@ fn contradictions(
     let mut found = Vec::new();
     for (k, e) in cells.iter().filter(|(_, e)| e.origin.kind != "computed") {
         let x = engine::explain(world, k);
-        let spec = match x.verdict {
-            Spec::Allow => Verdict::Allow,
-            Spec::Block => Verdict::Block,
-            Spec::Unresolved => Verdict::Unresolved,
-            Spec::Unspecified => continue,
+        let Some(spec) = x.verdict.expectation() else {
+            continue;
         };
         if spec != e.verdict {
             found.push(format!(
@@ -482,15 +479,12 @@ fn apply_rule(
             By::Fixed(v) => v,
             By::Engine(w) => {
                 let x = engine::explain(w, k);
-                match x.verdict {
-                    Spec::Allow => Verdict::Allow,
-                    Spec::Block => Verdict::Block,
-                    Spec::Unresolved => Verdict::Unresolved,
-                    Spec::Unspecified => {
-                        // Earlier entries stay in force; without one, completeness reports it.
-                        st.unspecified.insert(k.clone(), x.short());
-                        continue;
-                    }
+                if let Some(v) = x.verdict.expectation() {
+                    v
+                } else {
+                    // Earlier entries stay in force; without one, completeness reports it.
+                    st.unspecified.insert(k.clone(), x.short());
+                    continue;
                 }
             }
         };

@@ -10,7 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::engine::{self, Explanation, Side, Spec, Tri, World};
-use crate::model::{CellKey, PodId, PortProto, Protocol, Scenario, Target, Via};
+use crate::model::{CellKey, PodId, PortProto, Protocol, Scenario, Target, Verdict, Via};
 
 /// Why a query cannot be answered.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub struct Answer {
     pub explanation: Explanation,
     /// The scenario's expectation for the cell, when it probes it: verdict and origin.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected: Option<(String, String)>,
+    pub expected: Option<(Verdict, String)>,
 }
 
 /// Answers a query.
@@ -168,7 +168,7 @@ pub fn answer(s: &Scenario, q: &Query) -> Result<Vec<Answer>, ExplainError> {
                     .expected
                     .cells
                     .get(c)
-                    .map(|e| (e.verdict.as_str().to_owned(), e.origin.to_string())),
+                    .map(|e| (e.verdict, e.origin.to_string())),
             });
         }
     }
@@ -223,20 +223,16 @@ pub fn render(answers: &[Answer]) -> String {
         }
         match &a.expected {
             Some((v, origin)) => {
-                let agree = matches!(
-                    (v.as_str(), e.verdict),
-                    ("allow", Spec::Allow)
-                        | ("block", Spec::Block)
-                        | ("unresolved", Spec::Unresolved)
-                );
-                let verdict = if e.verdict == Spec::Unspecified {
-                    "the specification does not decide it"
-                } else if agree {
-                    "agrees"
-                } else {
-                    "CONTRADICTS the specification"
+                let verdict = match e.verdict.expectation() {
+                    None => "the specification does not decide it",
+                    Some(spec) if spec == *v => "agrees",
+                    Some(_) => "CONTRADICTS the specification",
                 };
-                let _ = writeln!(s, "  scenario expects: {v} ({origin}) — {verdict}");
+                let _ = writeln!(
+                    s,
+                    "  scenario expects: {} ({origin}) — {verdict}",
+                    v.as_str()
+                );
             }
             None => {
                 let _ = writeln!(

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::bind::bind_probes;
 use crate::cluster::{Cluster, DeployPlan, InfraError, cluster_actions};
-use crate::engine::{self, Spec, World};
-use crate::model::{Expected, Origin, Scenario, Verdict};
+use crate::engine::{self, World};
+use crate::model::{Expected, Origin, Scenario};
 use crate::names::Naming;
 use crate::report::{ScenarioReport, StepReport};
 use crate::verdict::{CellResult, Counts, SpecOpinion, Status, judge_cell};
@@ -324,11 +324,8 @@ pub fn run_scenario(
 fn computed_step(step: &crate::model::Step, world: &World) -> crate::model::Step {
     let mut out = step.clone();
     for (cell, e) in &mut out.expected.cells {
-        let v = match engine::explain(world, cell).verdict {
-            Spec::Allow => Verdict::Allow,
-            Spec::Block => Verdict::Block,
-            Spec::Unresolved => Verdict::Unresolved,
-            Spec::Unspecified => continue,
+        let Some(v) = engine::explain(world, cell).verdict.expectation() else {
+            continue;
         };
         *e = Expected {
             verdict: v,
@@ -740,7 +737,10 @@ steps:
         let r = run_scenario(&s, &mut FakeCluster::new(correct), &opts(), &mut |_| {});
         let bad: Vec<&CellResult> = r.steps[0].with_status(Status::Fail).collect();
         assert_eq!(bad.len(), 1);
-        assert_eq!(bad[0].spec.as_ref().map(|o| o.verdict), Some(Spec::Allow));
+        assert_eq!(
+            bad[0].spec.as_ref().map(|o| o.verdict),
+            Some(crate::engine::Spec::Allow)
+        );
         assert_eq!(
             bad[0].three_way(),
             Some("the expectation disagrees with the specification; the cluster follows it")

@@ -161,27 +161,14 @@ impl CellResult {
     /// Who disagrees with whom, for a cell whose expectation and observation are known: `None`
     /// when all three agree or the specification has no say.
     pub fn three_way(&self) -> Option<&'static str> {
-        use crate::engine::Spec;
-        let spec = self.spec.as_ref()?;
-        let spec_v = match spec.verdict {
-            Spec::Allow => Observed::Allowed,
-            Spec::Block => Observed::Blocked,
-            Spec::Unresolved => Observed::DnsFailure,
-            Spec::Unspecified => return None,
+        let spec = self.spec.as_ref()?.verdict.expectation()?;
+        // Only a decided observation takes part (not unsupported, not an error).
+        let obs_ok = match judge(spec, self.observed) {
+            Status::Pass => true,
+            Status::Fail => false,
+            Status::Unsupported | Status::Error => return None,
         };
-        let expected_v = match self.expected.verdict {
-            Verdict::Allow => Observed::Allowed,
-            Verdict::Block => Observed::Blocked,
-            Verdict::Unresolved => Observed::DnsFailure,
-        };
-        if !matches!(
-            self.observed,
-            Observed::Allowed | Observed::Blocked | Observed::DnsFailure
-        ) {
-            return None;
-        }
-        let exp_ok = expected_v == spec_v;
-        let obs_ok = self.observed == spec_v;
+        let exp_ok = self.expected.verdict == spec;
         match (exp_ok, obs_ok) {
             (true, true) => None,
             (true, false) => Some("the cluster disagrees with the specification"),
