@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::bind::bind_probes;
 use crate::cluster::{Cluster, DeployPlan, InfraError, cluster_actions};
-use crate::engine::{self, World};
-use crate::model::{Expected, Origin, Scenario};
+use crate::engine::{self, Explanation, World};
+use crate::model::{CellKey, Expected, Origin, Scenario};
 use crate::names::Naming;
 use crate::report::{ScenarioReport, StepReport};
 use crate::verdict::{CellResult, Counts, SpecOpinion, Status, judge_cell};
@@ -260,9 +260,16 @@ pub fn run_scenario(
                 .map(|w| w.with_addresses(&bindings))
                 .collect();
             for (step, world) in s.steps.iter().zip(&worlds) {
+                // The specification's verdict on every cell of the step, asked once.
+                let spec: BTreeMap<&CellKey, Explanation> = step
+                    .expected
+                    .cells
+                    .keys()
+                    .map(|c| (c, engine::explain(world, c)))
+                    .collect();
                 let computed;
                 let step = if opts.expect_computed {
-                    computed = computed_step(step, world);
+                    computed = computed_step(step, &spec);
                     &computed
                 } else {
                     step
@@ -291,8 +298,7 @@ pub fn run_scenario(
                     }
                 };
                 for r in &mut sr.results {
-                    let x = engine::explain(world, &r.cell);
-                    r.spec = Some(SpecOpinion {
+                    r.spec = spec.get(&r.cell).map(|x| SpecOpinion {
                         verdict: x.verdict,
                         why: x.short(),
                     });
@@ -321,10 +327,13 @@ pub fn run_scenario(
 }
 
 /// `step` with every cell the specification decides expected as the specification says.
-fn computed_step(step: &crate::model::Step, world: &World) -> crate::model::Step {
+fn computed_step(
+    step: &crate::model::Step,
+    spec: &BTreeMap<&CellKey, Explanation>,
+) -> crate::model::Step {
     let mut out = step.clone();
     for (cell, e) in &mut out.expected.cells {
-        let Some(v) = engine::explain(world, cell).verdict.expectation() else {
+        let Some(v) = spec.get(cell).and_then(|x| x.verdict.expectation()) else {
             continue;
         };
         *e = Expected {

@@ -264,6 +264,8 @@ pub(super) fn validate(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    // The policy engine's view, carried from step to step (each step applies its actions).
+    let mut world = crate::engine::World::initial(&scenario);
     for (i, rs) in raw_steps.iter().enumerate() {
         let step = check_step(
             &mut c,
@@ -275,6 +277,7 @@ pub(super) fn validate(
             &mut policy_files,
             &base,
             reader,
+            &mut world,
         );
         scenario.steps.push(step);
     }
@@ -646,6 +649,7 @@ fn check_step(
     files: &mut PolicyFiles,
     base: &Path,
     reader: &dyn FileReader,
+    world: &mut crate::engine::World,
 ) -> Step {
     let line = c.pos(&rs.expect).line;
     let name = rs.name.clone().unwrap_or_else(|| format!("step {index}"));
@@ -814,12 +818,8 @@ fn check_step(
         out: c.out,
     };
     // The state after this step's actions, for `computed` expectations and contradiction checks.
-    let mut world = crate::engine::World::initial(s);
-    for earlier in &s.steps {
-        world.apply(&earlier.actions);
-    }
     world.apply(&actions);
-    let expected = expect::expand(&mut sink, s, &rs.expect, index, &world);
+    let expected = expect::expand(&mut sink, s, &rs.expect, index, world);
     Step {
         index,
         name,
