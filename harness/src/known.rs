@@ -149,8 +149,9 @@ pub fn account(report: &ScenarioReport, known: &KnownDeviations) -> Accounted {
 /// scenario saying what was accepted or why not.
 ///
 /// A failed scenario counts as passed when every failed cell is a listed deviation and it had no
-/// infrastructure error; a listed deviation that did not occur fails its scenario (the list
-/// must not go stale). Everything else keeps [`crate::report::exit_code`]'s order.
+/// infrastructure error; a listed deviation that did not occur fails an otherwise passing (or
+/// unsupported) scenario: the list must not go stale. Used by `netreach run` and the cluster
+/// tests alike. Everything else keeps [`crate::report::exit_code`]'s order.
 pub fn exit_code_with(reports: &[ScenarioReport], known: &KnownDeviations) -> (i32, Vec<String>) {
     use crate::report::ScenarioStatus;
     let mut lines = Vec::new();
@@ -160,7 +161,11 @@ pub fn exit_code_with(reports: &[ScenarioReport], known: &KnownDeviations) -> (i
         let mut r2 = r.clone();
         if r.status == ScenarioStatus::Failed && a.acceptable() && r.counts.error == 0 {
             r2.status = ScenarioStatus::Passed;
-        } else if r.status == ScenarioStatus::Passed && !a.not_observed.is_empty() {
+        } else if matches!(
+            r.status,
+            ScenarioStatus::Passed | ScenarioStatus::Unsupported
+        ) && !a.not_observed.is_empty()
+        {
             r2.status = ScenarioStatus::Failed;
         }
         for l in &a.known {
@@ -174,7 +179,10 @@ pub fn exit_code_with(reports: &[ScenarioReport], known: &KnownDeviations) -> (i
                 lines.push(format!("not a known deviation in {}: {l}", r.id));
             }
         }
-        for l in &a.not_observed {
+        // A scenario that could not run everything (infrastructure error) proves nothing
+        // about a deviation it did not see.
+        let stale_counts = r.status != ScenarioStatus::Error && r.counts.error == 0;
+        for l in a.not_observed.iter().filter(|_| stale_counts) {
             lines.push(format!(
                 "known deviation no longer observed in {} (remove it from the list): {l}",
                 r.id
@@ -231,6 +239,13 @@ mod tests {
 
     #[test]
     fn exit_code_accepts_only_listed_failures_that_still_occur() {
+        // A run that could not probe (infrastructure error) says nothing about staleness.
+        let (code, lines) = exit_code_with(
+            &[testdata::infra_error()],
+            &list("x/b -> x/a 80/tcp", "allowed"),
+        );
+        assert_eq!(code, exit::INFRASTRUCTURE);
+        assert!(lines.is_empty(), "{lines:?}");
         use crate::exit;
         let listed = list("x/a -> x/b 80/tcp", "allowed");
         let (code, lines) = exit_code_with(&[testdata::mismatch()], &listed);

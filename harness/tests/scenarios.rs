@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use netreach::cluster::kube::KubeOptions;
+use netreach::exit;
 use netreach::known::{self, KnownDeviations};
 use netreach::names::Naming;
-use netreach::report::{self, ScenarioReport, ScenarioStatus};
+use netreach::report::{self, ScenarioReport};
 use netreach::run::{RunOptions, new_run_id, run_scenario};
 use netreach::{cluster, scenario};
 
@@ -126,46 +127,35 @@ fn run_one(
         Err(e) => ScenarioReport::not_run(&s, e.to_string()),
     };
     let text = report::text::render_scenario(&report);
-    let report_for_known = report.clone();
-    let status = report.status;
     let unsupported = report.counts.unsupported;
+    // Known deviations of this cluster's enforcer: accepted while they still occur, and only
+    // they — the same rule as `netreach run --known-deviations`.
+    let one = std::slice::from_ref(&report);
+    let (code, lines) = match known {
+        Some(k) => known::exit_code_with(one, k),
+        None => (report::exit_code(one), Vec::new()),
+    };
     if let Ok(mut r) = reports.lock() {
         r.push(report);
     }
-    // Known deviations of this cluster's enforcer: accepted while they still occur, and only they.
-    if let Some(k) = known {
-        let a = known::account(&report_for_known, k);
-        if !a.known.is_empty()
-            || !a.not_observed.is_empty()
-            || (status == ScenarioStatus::Failed && !a.acceptable())
-        {
-            if a.acceptable()
-                && matches!(status, ScenarioStatus::Failed)
-                && report_for_known.counts.error == 0
-            {
-                for line in &a.known {
-                    println!("    known deviation of {}: {line}", k.enforcer);
-                }
-                return Ok(Completion::Completed);
+    match code {
+        exit::SUCCESS => {
+            for l in &lines {
+                println!("    {l}");
             }
-            let mut msg = text.clone();
-            for l in &a.unexplained {
-                msg.push_str(&format!("\nnot a known deviation: {l}"));
-            }
-            for l in &a.not_observed {
-                msg.push_str(&format!(
-                    "\nknown deviation no longer observed (remove it from the list): {l}"
-                ));
-            }
-            return Err(msg.into());
+            Ok(Completion::Completed)
         }
-    }
-    match status {
-        ScenarioStatus::Passed => Ok(Completion::Completed),
-        ScenarioStatus::Unsupported => Ok(Completion::ignored_with(format!(
+        exit::UNSUPPORTED => Ok(Completion::ignored_with(format!(
             "{unsupported} cell(s) cannot be tested on this cluster"
         ))),
-        ScenarioStatus::Failed | ScenarioStatus::Error => Err(text.into()),
+        _ => {
+            let mut msg = text;
+            for l in &lines {
+                msg.push('\n');
+                msg.push_str(l);
+            }
+            Err(msg.into())
+        }
     }
 }
 
