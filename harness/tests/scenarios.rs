@@ -220,19 +220,26 @@ mod lifecycle {
         if cond { Ok(()) } else { Err(msg.into().into()) }
     }
 
-    fn wrong_expectation(context: &str) -> Result<(), Failed> {
+    /// Runs the wrong-expectation fixture, judged by its own expectations or by the engine.
+    fn run_wrong_fixture(
+        context: &str,
+        expect_computed: bool,
+    ) -> Result<super::ScenarioReport, Failed> {
         let s = scenario::load(&fixture("wrong-expectation.yaml"))
             .scenario
             .ok_or("fixture is invalid")?;
         let mut c = cluster::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
-        let r = run_scenario(
-            &s,
-            c.as_mut(),
-            &RunOptions::new(Naming::PerRun {
+        let opts = RunOptions {
+            expect_computed,
+            ..RunOptions::new(Naming::PerRun {
                 run_id: netreach::run::new_run_id(),
-            }),
-            &mut |_| {},
-        );
+            })
+        };
+        Ok(run_scenario(&s, c.as_mut(), &opts, &mut |_| {}))
+    }
+
+    fn wrong_expectation(context: &str) -> Result<(), Failed> {
+        let r = run_wrong_fixture(context, false)?;
         let txt = text::render_scenario(&r);
         check(
             r.status == ScenarioStatus::Failed,
@@ -291,21 +298,7 @@ mod lifecycle {
     /// The same wrong fixture judged by the specification instead (`--expect-computed`): the
     /// engine's expectation is right and the cluster agrees with it on every cell.
     fn computed_expectations(context: &str) -> Result<(), Failed> {
-        let s = scenario::load(&fixture("wrong-expectation.yaml"))
-            .scenario
-            .ok_or("fixture is invalid")?;
-        let mut c = cluster::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
-        let r = run_scenario(
-            &s,
-            c.as_mut(),
-            &RunOptions {
-                expect_computed: true,
-                ..RunOptions::new(Naming::PerRun {
-                    run_id: netreach::run::new_run_id(),
-                })
-            },
-            &mut |_| {},
-        );
+        let r = run_wrong_fixture(context, true)?;
         let txt = text::render_scenario(&r);
         check(
             r.status == ScenarioStatus::Passed,
