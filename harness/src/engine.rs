@@ -255,6 +255,15 @@ pub enum Spec {
 }
 
 impl Spec {
+    /// The verdict on a connection (or resolution) that one side decides alone.
+    fn connection(t: Tri) -> Spec {
+        match t {
+            Tri::Yes => Spec::Allow,
+            Tri::No => Spec::Block,
+            Tri::Unknown => Spec::Unspecified,
+        }
+    }
+
     /// The expectation this verdict amounts to; `None` when the specification leaves it open.
     pub fn expectation(self) -> Option<Verdict> {
         match self {
@@ -382,11 +391,7 @@ pub fn explain(w: &World, cell: &CellKey) -> Explanation {
         (Target::Name(_), _) | (_, None) => {
             // A resolution cell: does the source reach the cluster DNS on 53/udp?
             let side = dns_side(w, &cell.from);
-            e.verdict = match side.verdict {
-                Tri::Yes => Spec::Allow,
-                Tri::No => Spec::Block,
-                Tri::Unknown => Spec::Unspecified,
-            };
+            e.verdict = Spec::connection(side.verdict);
             e.dns = Some(side);
         }
         (Target::Pod(to), Some(port)) => {
@@ -436,20 +441,11 @@ pub fn explain(w: &World, cell: &CellKey) -> Explanation {
                 None,
                 Route::Direct,
             );
-            e.verdict = match eg.verdict {
-                Tri::Yes => Spec::Allow,
-                Tri::No => Spec::Block,
-                Tri::Unknown => Spec::Unspecified,
-            };
+            e.verdict = Spec::connection(eg.verdict);
             e.egress = Some(eg);
         }
     }
     e
-}
-
-/// The verdicts of every cell of a step.
-pub fn matrix<'a>(w: &World, cells: impl IntoIterator<Item = &'a CellKey>) -> Vec<Explanation> {
-    cells.into_iter().map(|c| explain(w, c)).collect()
 }
 
 fn dir_word(d: PolicyType) -> &'static str {
