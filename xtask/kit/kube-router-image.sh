@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Step kube-router-image: kube-router on the netbase image (iptables, ipset; the iptables wrapper
-# picks the node's backend). Used as the node image's CNI and, on the online path, as the
+# picks the node's backend). Used as the node image's CNI and, with the published node image, as the
 # firewall-only enforcer beside kindnetd when kindnetd does not enforce.
 source "$KIT_SRC/lib.sh"
 CTX=$WORK_DIR/ctx

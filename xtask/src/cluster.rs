@@ -1,18 +1,20 @@
 //! `cargo xtask cluster up | down | status | selftest`: the kind cluster netreach's cluster tests
 //! run against, and [`ensure_up`] for the other tasks.
 //!
-//! - `up [--offline]` creates the cluster `netreach` from `kind-config.yaml` unless it exists, waits
+//! - `up [--configure-docker]` creates the cluster `netreach` from `kind-config.yaml` unless it exists, waits
 //!   for nodes and kube-system pods, loads the current probe image (where missing) and runs the
 //!   default-deny sanity check (`sanity.rs`) every time; a cluster that fails it is reported broken
 //!   and `up` exits non-zero. kind always gets `--kubeconfig <kit>/kubeconfig`: the user's
 //!   ~/.kube/config and current context are never touched.
-//! - Offline (the default; `--offline` also lets the kit set up Docker's runtime wrapper): the
-//!   kit's node image, whose default CNI is kube-router (routes + NetworkPolicy firewall). Online
-//!   (opt-in with `NETREACH_ONLINE=1`; no network probe decides it): kind's published node image
-//!   and its kindnetd; if the sanity check shows kindnetd does not enforce (kernels
-//!   without the nftables `queue` statement), kube-router is added in firewall-only mode and the
-//!   check re-run. Never two enforcers: the firewall is only added where the first check failed.
-//!   THE ONLINE PATH IS UNTESTED on our machines (no registry there).
+//! - Node image: the kit's (the default; built here, no registry needed), whose default CNI is
+//!   kube-router (routes + NetworkPolicy firewall). `NETREACH_NODE_IMAGE=published` (opt-in; no
+//!   network probe decides it) uses kind's published node image, pulled from a registry, and its
+//!   kindnetd; if the sanity check shows kindnetd does not enforce (kernels without the nftables
+//!   `queue` statement), kube-router is added in firewall-only mode and the check re-run. Never two
+//!   enforcers: the firewall is only added where the first check failed. THE PUBLISHED-IMAGE PATH
+//!   IS UNTESTED on our machines (no registry there).
+//! - `--configure-docker` is the permission to change a Docker engine xtask did not start
+//!   (`host.rs`); it has nothing to do with the node image.
 //! - `down` deletes only our clusters (`netreach`, and a leftover `netreach-noenforce`) and
 //!   containers labelled as ours; never the `kind` Docker network, images or anything else.
 //! - `selftest` is the negative control: a throwaway cluster without an enforcer must fail the
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::host::DockerPermission;
 use crate::kit::{self, Kit, Scope};
 use crate::sanity::{self, Kube, Verdict};
 use crate::ui::{self, Waiting, note};
@@ -75,21 +78,23 @@ impl ClusterEnv {
     }
 }
 
-/// `cargo xtask cluster <up|down|status|selftest> [--offline]`.
+/// `cargo xtask cluster <up|down|status|selftest> [--configure-docker]`.
 pub fn main(args: &[String]) -> Result<()> {
-    const USAGE: &str =
-        "usage: cargo xtask cluster up [--offline] | down | status | selftest [--offline]";
+    const USAGE: &str = "usage: cargo xtask cluster up [--configure-docker] | down | status | selftest [--configure-docker]";
     let (sub, rest) = args.split_first().context(USAGE)?;
-    let mut offline = false;
     for a in rest {
         match a.as_str() {
-            "--offline" if sub == "up" || sub == "selftest" => offline = true,
-            other => bail!("{USAGE}\nunknown argument `{other}`"),
+            crate::host::CONFIGURE_FLAG if sub == "up" || sub == "selftest" => {}
+            other => {
+                crate::reject_removed_flag(other)?;
+                bail!("{USAGE}\nunknown argument `{other}`")
+            }
         }
     }
+    let perm = DockerPermission::from_args(rest);
     match sub.as_str() {
         "up" => {
-            let env = ensure_up(offline)?;
+            let env = ensure_up(perm)?;
             let vars: Vec<String> = env.vars().iter().map(|(k, v)| format!("{k}={v}")).collect();
             note(format!(
                 "cluster `{NAME}` is ready; use it with:\n  {}",
@@ -99,41 +104,36 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         "down" => down(),
         "status" => status(),
-        "selftest" => selftest(offline),
+        "selftest" => selftest(perm),
         other => bail!("{USAGE}\nunknown subcommand `{other}`"),
     }
 }
 
-/// How the cluster's node image is obtained.
+/// Where the cluster's node image comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The kit's node image (built locally).
-    Offline,
-    /// kind's published node image (pulled). Untested on our machines.
-    Online,
+enum NodeImage {
+    /// The kit's node image, built here from package registries (the default).
+    Kit,
+    /// kind's published node image, pulled from a registry (`NETREACH_NODE_IMAGE=published`).
+    /// Untested on our machines.
+    Published,
 }
 
-/// Offline unless `NETREACH_ONLINE=1` (and neither `--offline` nor `NETREACH_OFFLINE=1`).
-fn mode(offline: bool) -> (Mode, &'static str) {
-    if offline {
-        return (Mode::Offline, "--offline");
+/// The kit's node image unless `NETREACH_NODE_IMAGE=published`. No network probe decides it:
+/// asking a registry whether it answers is itself traffic to the outside, which air-gapped
+/// machines (and this project's) must not send.
+fn node_image_source() -> Result<(NodeImage, &'static str)> {
+    match std::env::var("NETREACH_NODE_IMAGE").as_deref() {
+        Err(_) | Ok("" | "kit") => Ok((
+            NodeImage::Kit,
+            "the kit's, built here from package registries (no container registry needed)",
+        )),
+        Ok("published") => Ok((
+            NodeImage::Published,
+            "kind's published image, pulled from a registry (NETREACH_NODE_IMAGE=published; untested here)",
+        )),
+        Ok(other) => bail!("NETREACH_NODE_IMAGE must be `kit` or `published`, not `{other}`"),
     }
-    if std::env::var("NETREACH_OFFLINE").is_ok_and(|v| v == "1" || v == "true") {
-        return (Mode::Offline, "NETREACH_OFFLINE is set");
-    }
-    // No network probe: asking a registry whether it answers is itself traffic to the outside,
-    // which air-gapped machines (and this project's) must not send. The offline kit works
-    // everywhere; the published node image is opt-in and untested here.
-    if std::env::var("NETREACH_ONLINE").is_ok_and(|v| v == "1" || v == "true") {
-        return (
-            Mode::Online,
-            "NETREACH_ONLINE is set (kind's published node image; untested here)",
-        );
-    }
-    (
-        Mode::Offline,
-        "the default: everything from the offline kit",
-    )
 }
 
 /// A kind cluster: its name and our kubeconfig for it.
@@ -231,25 +231,24 @@ impl Kind {
 
 /// Brings the cluster `netreach` up (creating it only if it does not exist), loads the current
 /// probe image, and runs the default-deny sanity check; returns what a test run needs.
-/// `offline` is `--offline`: the kit's node image, and the Docker setup may install its runtime
-/// wrapper where the host needs it. Without it Docker's configuration is never changed, and the
-/// kit's node image is still used unless `NETREACH_ONLINE=1` asks for kind's published one.
-pub fn ensure_up(offline: bool) -> Result<ClusterEnv> {
+/// `perm` says whether a Docker engine xtask did not start may be given the runtime wrapper
+/// (`host.rs`).
+pub fn ensure_up(perm: DockerPermission) -> Result<ClusterEnv> {
     let _lock = crate::host::machine_lock()?;
     let start = Instant::now();
-    let (mode, why) = mode(offline);
-    note(format!("cluster: {mode:?} mode ({why})"));
-    let scope = if mode == Mode::Offline {
+    let (mode, why) = node_image_source()?;
+    note(format!("cluster: node image: {why}"));
+    let scope = if mode == NodeImage::Kit {
         Scope::Full
     } else {
-        Scope::Online
+        Scope::Published
     };
-    let built = kit::ensure(scope, offline)?;
+    let built = kit::ensure(scope, perm)?;
     let kit = &built.kit;
     let k = Kind::new(kit, NAME);
     let node_image = match mode {
-        Mode::Offline => kit.node_image(),
-        Mode::Online => kit.v("ONLINE_NODE_IMAGE").to_owned(),
+        NodeImage::Kit => kit.node_image(),
+        NodeImage::Published => kit.v("PUBLISHED_NODE_IMAGE").to_owned(),
     };
 
     if k.exists()? {
@@ -272,11 +271,11 @@ pub fn ensure_up(offline: bool) -> Result<ClusterEnv> {
                 .args(["export", "kubeconfig", "--name", NAME, "--kubeconfig"])
                 .arg(&k.kubeconfig),
         )?;
-        if mode == Mode::Offline {
+        if mode == NodeImage::Kit {
             warn_if_stale(&k, &node_image);
         }
     } else {
-        if mode == Mode::Offline {
+        if mode == NodeImage::Kit {
             crate::host::check_privileged(&node_image)?;
         }
         let took = k.create(kit, &kit.root.join("kind-config.yaml"), &node_image, true)?;
@@ -291,7 +290,7 @@ pub fn ensure_up(offline: bool) -> Result<ClusterEnv> {
     load_image(&k, kit, &built.probe_image)?;
     let mut report = sanity::run(&k.kube, &built.probe_image)?;
     report.print();
-    if mode == Mode::Online
+    if mode == NodeImage::Published
         && matches!(report.verdict, Verdict::NotEnforced(_))
         && !has_kube_router(&k.kube)?
     {
@@ -461,7 +460,7 @@ fn has_kube_router(kube: &Kube) -> Result<bool> {
 /// kube-router in firewall-only mode (`--run-router=false --run-firewall=true
 /// --run-service-proxy=false`): the NetworkPolicy enforcer beside a CNI that does not enforce.
 fn add_firewall_enforcer(kit: &Kit, k: &Kind) -> Result<()> {
-    let mut b = kit::Builder::new(false)?;
+    let mut b = kit::Builder::new(DockerPermission::OwnEngineOnly, kit::KUBE_ROUTER_ONLY)?;
     b.run_steps(kit::KUBE_ROUTER_ONLY)?;
     let image = kit.kube_router_image();
     load_image(k, kit, &image)?;
@@ -700,10 +699,10 @@ fn docker_ids(filter: &str) -> Result<Vec<String>> {
 }
 
 /// `cluster selftest`: the negative control.
-fn selftest(offline: bool) -> Result<()> {
+fn selftest(perm: DockerPermission) -> Result<()> {
     let _lock = crate::host::machine_lock()?;
     let start = Instant::now();
-    let built = kit::ensure(Scope::Full, offline)?;
+    let built = kit::ensure(Scope::Full, perm)?;
     let kit = &built.kit;
     let k = Kind::new(kit, NOENFORCE);
     if k.exists()? {

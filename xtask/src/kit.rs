@@ -1,4 +1,4 @@
-//! `cargo xtask kit [--offline]`: builds and caches everything a kind cluster needs, from package
+//! `cargo xtask kit [--configure-docker]`: builds and caches everything a kind cluster needs, from package
 //! registries only (Debian via apt/debootstrap, the Go module proxy, the crate registry).
 //!
 //! The work is a list of steps. Most are bash scripts in `xtask/kit/` (a step is a sequence of
@@ -51,7 +51,7 @@ const REQUIRED: &[&str] = &[
     "KUBE_ROUTER_NETLINK_VERSION",
     "GO_MIN_VERSION",
     "DEBIAN_SUITE",
-    "ONLINE_NODE_IMAGE",
+    "PUBLISHED_NODE_IMAGE",
 ];
 
 /// The kit: its directory, its recipe (`xtask/kit/`) and the pinned versions.
@@ -521,20 +521,20 @@ static STEPS: &[Step] = &[
     },
 ];
 
-/// Steps an offline cluster needs (all of them), in order.
+/// Steps a cluster on the kit's node image needs (all of them), in order.
 const FULL: &[&str] = &["node-image", "probe-base"];
-/// Steps the online path needs: the kind CLI, kubectl, and the probe image.
-const ONLINE: &[&str] = &["kind", "kubernetes", "probe-base"];
-/// Steps of the firewall-only enforcer image (online path, when kindnetd does not enforce).
+/// Steps a cluster on kind's published node image needs: the kind CLI, kubectl, the probe image.
+const PUBLISHED: &[&str] = &["kind", "kubernetes", "probe-base"];
+/// Steps of the firewall-only enforcer image (published node image, when kindnetd does not enforce).
 pub const KUBE_ROUTER_ONLY: &[&str] = &["kube-router-image"];
 
 /// How much of the kit to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Everything an offline cluster needs (node image included).
+    /// Everything a cluster on the kit's node image needs (node image included).
     Full,
     /// kind CLI, kubectl and the probe image (kind's published node image is pulled).
-    Online,
+    Published,
 }
 
 /// What `ensure` built: the kit and the current probe image.
@@ -544,6 +544,9 @@ pub struct Built {
     /// `netreach-probe:<tag>`.
     pub probe_image: String,
 }
+
+/// The preflight is printed once per process (a task may open several builders).
+static PREFLIGHT_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A prepared build: host facts and the script environment.
 #[derive(Debug)]
@@ -556,17 +559,22 @@ pub struct Builder {
     report: Vec<(String, String)>,
 }
 
-/// `cargo xtask kit [--offline]`.
+/// `cargo xtask kit [--configure-docker]`.
 pub fn main(args: &[String]) -> Result<()> {
-    let mut offline = false;
     for a in args {
         match a.as_str() {
-            "--offline" => offline = true,
-            other => bail!("usage: cargo xtask kit [--offline]\nunknown argument `{other}`"),
+            host::CONFIGURE_FLAG => {}
+            other => {
+                crate::reject_removed_flag(other)?;
+                bail!(
+                    "usage: cargo xtask kit [{}]\nunknown argument `{other}`",
+                    host::CONFIGURE_FLAG
+                )
+            }
         }
     }
     let start = Instant::now();
-    let built = ensure(Scope::Full, offline)?;
+    let built = ensure(Scope::Full, host::DockerPermission::from_args(args))?;
     note(format!(
         "kit ready in {}: {} (node image {}, probe image {})",
         fmt_duration(start.elapsed()),
@@ -578,28 +586,72 @@ pub fn main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds (or finds cached) what `scope` needs. `allow_docker_config` is `--offline`: only then
-/// may the Docker engine setup install the CAP_SYS_RESOURCE runtime wrapper (where needed).
-pub fn ensure(scope: Scope, allow_docker_config: bool) -> Result<Built> {
+/// Builds (or finds cached) what `scope` needs. The host is checked first (preflight, one line
+/// per check) and the Docker engine prepared by the rule in `host`; a stop there happens before
+/// any step runs. A cold build says beforehand what it will build and about how long that took
+/// here, and the total at the end.
+pub fn ensure(scope: Scope, perm: host::DockerPermission) -> Result<Built> {
     let _lock = host::machine_lock()?;
-    let mut b = Builder::new(allow_docker_config)?;
     let wanted = match scope {
         Scope::Full => FULL,
-        Scope::Online => ONLINE,
+        Scope::Published => PUBLISHED,
     };
+    let mut b = Builder::new(perm, wanted)?;
+    let start = Instant::now();
     b.run_steps(wanted)?;
     let probe_image = b.probe_image()?;
     b.write_manifest(scope, &probe_image)?;
     b.print_report();
+    let built: Vec<&str> = b
+        .report
+        .iter()
+        .filter(|(_, what)| what.starts_with("built"))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !built.is_empty() {
+        note(format!(
+            "kit: built {} step(s) in {} ({})",
+            built.len(),
+            fmt_duration(start.elapsed()),
+            built.join(", ")
+        ));
+    }
     Ok(Built {
         kit: b.kit,
         probe_image,
     })
 }
 
+/// Seconds a step took on this project's 2-core machines in a cold build (2026-12-01, a fresh
+/// machine; see README "Cost"), used for the estimate when this machine has no timing of its own.
+fn typical_seconds(step: &str) -> u64 {
+    match step {
+        "host-packages" => 60,
+        "kind" => 60,
+        "kubernetes" => 1200,
+        "etcd" => 150,
+        "coredns" => 240,
+        "crictl" => 60,
+        "cni-plugins" => 60,
+        "kube-router" => 330,
+        "netbase-image" => 60,
+        "kube-router-image" => 10,
+        "component-images" => 60,
+        "base-image" => 210,
+        "node-image" => 120,
+        "probe-base" => 60,
+        "probe-binary" => 300,
+        _ => 60,
+    }
+}
+
+/// Steps that take minutes cold: a build that includes one needs the cold disk budget.
+const HEAVY: &[&str] = &["kubernetes", "kube-router", "coredns", "etcd", "base-image"];
+
 impl Builder {
-    /// Checks the host (Docker engine, build tools) and prepares the step environment.
-    pub fn new(allow_docker_config: bool) -> Result<Self> {
+    /// Checks the host (preflight), prepares the Docker engine, checks that it can start a
+    /// privileged container, and prints what `wanted` still needs built.
+    pub fn new(perm: host::DockerPermission, wanted: &[&str]) -> Result<Self> {
         let lock = host::machine_lock()?;
         let kit = Kit::open()?;
         for d in ["logs", "stamps", "work", "out"] {
@@ -607,16 +659,119 @@ impl Builder {
             std::fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
         }
-        let host = host::ensure(&kit, allow_docker_config)?;
-        let env = kit.script_env(!host.cap_sys_resource, &host.go_version);
-        Ok(Self {
+        let facts = host::Facts::gather()?;
+        let go = facts.go_version.clone().unwrap_or_default();
+        let env = kit.script_env(!facts.cap_sys_resource, &go);
+        let mut b = Self {
             _lock: lock,
             kit,
             env,
-            host,
+            host: facts,
             keys: BTreeMap::new(),
             report: Vec::new(),
-        })
+        };
+        let pending = b.pending(wanted)?;
+        let cold = pending.iter().any(|s| HEAVY.contains(s));
+        if !PREFLIGHT_DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            host::preflight(&b.kit, &b.host, perm, cold)?;
+        }
+        let min_go = b.kit.v("GO_MIN_VERSION").to_owned();
+        let kit = b.kit.clone();
+        let facts = b.host.clone();
+        // Nothing of the kit is built before `prepare` has let it through.
+        host::prepare(
+            &facts,
+            perm,
+            &min_go,
+            &mut host::RealHost { kit: &kit },
+            |_| {
+                host::check_privileged_now()?;
+                b.announce(&pending);
+                Ok(b)
+            },
+        )
+    }
+
+    /// The steps of `wanted` (and what they build on) whose stamp does not have the current key,
+    /// in build order. Judged from stamps and files only (Docker may not run yet): a step whose
+    /// image went missing is found when it runs.
+    fn pending(&mut self, wanted: &[&str]) -> Result<Vec<&'static str>> {
+        let mut order = Vec::new();
+        for w in wanted {
+            self.order(Self::step(w)?.name, &mut order)?;
+        }
+        let mut out = Vec::new();
+        for name in order {
+            let key = self.key(name)?;
+            let stamp = read_json(&self.kit.stamp_path(name));
+            let fresh = stamp.as_ref().is_some_and(|st| {
+                st["key"].as_str() == Some(key.as_str())
+                    && st["files"]
+                        .as_object()
+                        .is_some_and(|m| m.keys().all(|f| Path::new(f).is_file()))
+            });
+            if !fresh {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Before a build: each step to build with the time it took here last (or the project's
+    /// figure), and the sum.
+    fn announce(&self, pending: &[&'static str]) {
+        if pending.is_empty() {
+            return;
+        }
+        let timings = read_json(&self.timings_path()).unwrap_or(Value::Null);
+        let mut total = 0;
+        let mut parts = Vec::new();
+        let mut own = 0;
+        for s in pending.iter().copied().chain(["probe-binary"]) {
+            let secs = match timings[s]["seconds"].as_f64() {
+                Some(t) => {
+                    own += 1;
+                    t as u64
+                }
+                None => typical_seconds(s),
+            };
+            total += secs;
+            parts.push(format!("{s} ~{}", fmt_duration(Duration::from_secs(secs))));
+        }
+        note(format!(
+            "kit: {} step(s) to build: {}",
+            pending.len(),
+            parts.join(", ")
+        ));
+        note(format!(
+            "kit: about {} in all ({}); later runs reuse the cache in {}",
+            fmt_duration(Duration::from_secs(total)),
+            if own == 0 {
+                "the project's figures for a cold build on its 2-core machines".to_owned()
+            } else {
+                format!("{own} of them timed on this machine before")
+            },
+            self.kit.dir.display()
+        ));
+    }
+
+    fn timings_path(&self) -> PathBuf {
+        self.kit.dir.join("timings.json")
+    }
+
+    /// Remembers how long a step took (kept when its stamp goes stale).
+    fn record_timing(&self, name: &str, took: Duration) {
+        let path = self.timings_path();
+        let mut t = read_json(&path).unwrap_or_else(|| json!({}));
+        if let Some(obj) = t.as_object_mut() {
+            obj.insert(
+                name.to_owned(),
+                json!({"seconds": (took.as_secs_f64() * 10.0).round() / 10.0, "finished_unix": unix_now()}),
+            );
+        }
+        if let Ok(data) = serde_json::to_string_pretty(&t) {
+            let _ = write_atomic(&path, data.as_bytes());
+        }
     }
 
     fn step(name: &str) -> Result<&'static Step> {
@@ -716,6 +871,7 @@ impl Builder {
         )?;
         let _ = std::fs::remove_dir_all(&work);
         let _ = std::fs::remove_file(&info);
+        self.record_timing(name, took);
         self.report
             .push((name.into(), format!("built in {}", fmt_duration(took))));
         Ok(())
@@ -834,6 +990,7 @@ impl Builder {
             &self.kit.log("probe-binary"),
             &mut cargo,
         )?;
+        self.record_timing("probe-binary", took);
         self.report.push((
             "probe-binary".into(),
             format!("cargo build in {}", fmt_duration(took)),

@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's task runner (see README.md).
 //!
 //! Tasks shell out to cargo, the built `netreach` binary, Docker, kind and kubectl; there is no
-//! logic here that the product needs. One module per task: `kit` (offline kind kit), `cluster`
+//! logic here that the product needs. One module per task: `kit` (the offline kind kit: no container registry), `cluster`
 //! (kind cluster lifecycle and `ensure_up`), with `sanity` (default-deny check), `host` (Docker
 //! engine, build tools), `ui` (progress, step logs) and `util`.
 
@@ -22,32 +22,64 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test [--offline]
-           run the whole test suite: brings up the kind cluster (building the kit if needed)
+  test     run the whole test suite: brings up the kind cluster (building the kit if needed)
            and runs unit, fixture and cluster tests against it
-  run [--offline]
-           run the shipped scenarios against the kind cluster (brought up if needed)
+  run      run the shipped scenarios against the kind cluster (brought up if needed)
   schema   regenerate docs/scenario.schema.json from the Rust types
-  bench [--offline] [--sizes 3,9,30]
+  bench [--sizes 3,9,30]
            measure full matrices (batched vs one exec per cell) on the kind cluster and write
            the results into BENCHMARKS.md
-  soak [--offline] [--runs 20]
+  soak [--runs 20]
            back-to-back runs of the shipped scenarios; writes the summary into docs/soak.md
            (reports under target/soak/)
-  kit [--offline]
-           build and cache everything a kind cluster needs, from package registries only
-           (cache: $NETREACH_KIT_DIR, default ~/.cache/netreach-kit; versions: xtask/kit/versions.env);
-           --offline also lets it register a Docker runtime wrapper where the host needs one
-  cluster up [--offline]
+  kit      build and cache everything a kind cluster needs, from package registries only
+           (cache: $NETREACH_KIT_DIR, default ~/.cache/netreach-kit; versions: xtask/kit/versions.env)
+  cluster up
            create (unless present) the kind cluster `netreach`, load the probe image, and run the
            default-deny sanity check; prints the KUBECONFIG/NETREACH_CONTEXT to use
   cluster down
            delete our kind clusters and containers (never the `kind` network or images)
   cluster status
            cluster, Kubernetes version, enforcer, probe image, kubeconfig, env
-  cluster selftest [--offline]
+  cluster selftest
            negative control: a throwaway cluster without an enforcer must fail the sanity check
+
+Every task that builds the kit or brings the cluster up takes --configure-docker
+(or NETREACH_CONFIGURE_DOCKER=1): permission to give a Docker engine that xtask did not
+install or start the runc-nosysres runtime wrapper, on hosts whose capability bounding set
+lacks CAP_SYS_RESOURCE. An engine xtask installed or started itself needs no permission.
 ";
+
+/// `--offline` meant "may configure Docker" while the kit is always offline (no registry): one
+/// word, two meanings. It is gone; say what replaced it instead of ignoring it.
+pub(crate) fn reject_removed_flag(arg: &str) -> Result<()> {
+    if arg == "--offline" {
+        bail!(
+            "`--offline` was removed: the kit never uses a container registry (that is the default and \
+             only mode), and the permission to configure a Docker engine that xtask did not start is \
+             now `{}`",
+            host::CONFIGURE_FLAG
+        );
+    }
+    Ok(())
+}
+
+/// The task's flags: `--configure-docker` and those in `known` (which take a value) are allowed.
+fn task_flags(args: &[String], known: &[&str]) -> Result<host::DockerPermission> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == host::CONFIGURE_FLAG {
+            continue;
+        }
+        if known.contains(&a.as_str()) {
+            it.next();
+            continue;
+        }
+        reject_removed_flag(a)?;
+        bail!("unknown argument `{a}`\n{USAGE}");
+    }
+    Ok(host::DockerPermission::from_args(args))
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -100,13 +132,13 @@ fn status(cmd: &mut Command) -> Result<()> {
 /// `NETREACH_CONTEXT` set by the caller means "use that cluster instead" (KUBECONFIG picks the
 /// kubeconfig); the kit is then not touched.
 fn test(args: &[String]) -> Result<()> {
-    let offline = args.iter().any(|a| a == "--offline");
+    let perm = task_flags(args, &[])?;
     let root = project_root();
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--all-targets", "--locked"]);
     cmd.env("NETREACH_REPORT_DIR", root.join("target/netreach-reports"));
     if std::env::var_os("NETREACH_CONTEXT").is_none() {
-        let env = cluster::ensure_up(offline)?;
+        let env = cluster::ensure_up(perm)?;
         env.apply(&mut cmd);
         eprintln!(
             "xtask: cluster tests run against {} (KUBECONFIG={}, probe image {})",
@@ -127,21 +159,34 @@ fn test(args: &[String]) -> Result<()> {
 /// Runs the shipped scenarios against the kind cluster (brought up if needed), or against
 /// `NETREACH_CONTEXT` when the caller sets it.
 fn run(args: &[String]) -> Result<()> {
-    let offline = args.iter().any(|a| a == "--offline");
+    let perm = task_flags(args, &[])?;
+    let start = std::time::Instant::now();
+    // The cluster first: its preflight stops in seconds where the host cannot run it, before
+    // any build.
+    let env = if std::env::var_os("NETREACH_CONTEXT").is_none() {
+        Some(cluster::ensure_up(perm)?)
+    } else {
+        None
+    };
     status(cargo().args(["build", "--quiet", "--locked", "--bin", "netreach"]))?;
     let bin = project_root().join("target/debug/netreach");
     let mut cmd = Command::new(&bin);
     cmd.args(["run", "scenarios"]);
-    if std::env::var_os("NETREACH_CONTEXT").is_none() {
-        cluster::ensure_up(offline)?.apply(&mut cmd);
+    if let Some(env) = env {
+        env.apply(&mut cmd);
     }
-    status(&mut cmd)
+    let r = status(&mut cmd);
+    eprintln!(
+        "xtask: run took {} in all",
+        util::fmt_duration(start.elapsed())
+    );
+    r
 }
 
 /// Measures full matrices on the kind cluster and writes the results into BENCHMARKS.md
 /// (between the `bench:begin`/`bench:end` markers), with the machine they were taken on.
 fn bench(args: &[String]) -> Result<()> {
-    let offline = args.iter().any(|a| a == "--offline");
+    let perm = task_flags(args, &["--sizes"])?;
     let sizes = util::flag_value(args, "--sizes").unwrap_or("3,9,30");
     status(cargo().args([
         "build",
@@ -151,7 +196,7 @@ fn bench(args: &[String]) -> Result<()> {
         "--bin",
         "netreach",
     ]))?;
-    let env = cluster::ensure_up(offline)?;
+    let env = cluster::ensure_up(perm)?;
     let root = project_root();
     let mut cmd = Command::new(root.join("target/release/netreach"));
     cmd.args([

@@ -33,7 +33,7 @@ struct RunSummary {
 }
 
 pub fn main(args: &[String]) -> Result<()> {
-    let offline = args.iter().any(|a| a == "--offline");
+    let perm = crate::host::DockerPermission::from_args(args);
     let runs: usize = match flag_value(args, "--runs") {
         Some(n) => n
             .parse()
@@ -50,7 +50,7 @@ pub fn main(args: &[String]) -> Result<()> {
         "--bin",
         "netreach",
     ]))?;
-    let env = cluster::ensure_up(offline)?;
+    let env = cluster::ensure_up(perm)?;
     let root = project_root();
     let dir = root.join("target/soak");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
