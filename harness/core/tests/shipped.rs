@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use netreach::model::Verdict;
-use netreach::scenario;
+use netreach_core::model::Verdict;
+use netreach_core::scenario;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn shipped() -> Vec<PathBuf> {
@@ -106,7 +106,7 @@ fn every_shipped_scenario_has_allowed_and_blocked_cells() {
 /// specification leaves to the implementation stays unspecified, and no upstream cell may.
 #[test]
 fn the_engine_reproduces_every_declared_expectation() {
-    use netreach::engine::{World, explain};
+    use netreach_core::engine::{World, explain};
     let mut problems = Vec::new();
     let (mut decided, mut unspecified) = (0usize, Vec::new());
     for f in shipped() {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::bind::bind_probes;
-use crate::cluster::kube::{KubeCluster, KubeOptions};
 use crate::cluster::{Cluster, DeployPlan, InfraError, cluster_actions};
+use crate::kube::{KubeCluster, KubeOptions};
 use crate::names::Naming;
 use crate::probe::ProbeTimeout;
 use crate::scenario::{MemReader, load_str};

@@ -4,16 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use netreach::explain::{ExplainError, Query, answer, render};
-use netreach::model::Via;
+use netreach_core::explain::{ExplainError, Query, answer, render};
+use netreach_core::model::Via;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn scenario() -> netreach::model::Scenario {
+fn scenario() -> netreach_core::model::Scenario {
     // Relative (tests run in harness/), so the snapshots name the file the same on every checkout.
-    let l = netreach::scenario::load(Path::new("../fixtures/explain/shop.yaml"));
+    let l = netreach_core::scenario::load(Path::new("../../fixtures/explain/shop.yaml"));
     l.scenario
         .unwrap_or_else(|| panic!("{}", l.diagnostics.render(false)))
 }

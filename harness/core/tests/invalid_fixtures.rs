@@ -8,7 +8,7 @@
 //! ```
 //!
 //! (the second form for diagnostics located in another file, e.g. a policy file under
-//! `fixtures/invalid/policies/`). The fixture is loaded with [`netreach::scenario::load`]; the set
+//! `fixtures/invalid/policies/`). The fixture is loaded with [`netreach_core::scenario::load`]; the set
 //! of reported *errors* (code, file, line, column) must equal the annotated set exactly. All
 //! fixtures are checked before the test fails, and the failure lists, per fixture, what was
 //! missing and what was unexpected.
@@ -22,8 +22,8 @@ use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use netreach::diag::{Code, Diagnostic, Severity};
-use netreach::scenario::{self, MemReader};
+use netreach_core::diag::{Code, Diagnostic, Severity};
+use netreach_core::scenario::{self, MemReader};
 use proptest::prelude::*;
 
 /// Fewest fixtures the folder must hold.
@@ -32,7 +32,7 @@ const MIN_FIXTURES: usize = 25;
 const MIN_MULTI_ERROR_FIXTURES: usize = 5;
 
 fn fixtures_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/invalid");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/invalid");
     fs::canonicalize(&dir).unwrap_or_else(|e| panic!("cannot open {}: {e}", dir.display()))
 }
 

@@ -21,18 +21,18 @@ use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-use netreach::cluster::kube::KubeOptions;
 use netreach::exit;
 use netreach::known::{self, KnownDeviations};
+use netreach::kube::KubeOptions;
 use netreach::names::Naming;
 use netreach::report::{self, ScenarioReport};
 use netreach::run::{RunOptions, new_run_id, run_scenario};
-use netreach::{cluster, scenario};
+use netreach::scenario;
 
 fn scenario_dirs() -> Vec<PathBuf> {
     match std::env::var_os("NETREACH_SCENARIOS") {
         Some(v) => std::env::split_paths(&v).collect(),
-        None => vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")],
+        None => vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")],
     }
 }
 
@@ -49,7 +49,7 @@ fn main() {
         .ok()
         .filter(|c| !c.is_empty());
     if context.is_some() && !args.list {
-        netreach::run::cli::cleanup_on_interrupt();
+        netreach::cli::run::cleanup_on_interrupt();
     }
     let known = match std::env::var_os("NETREACH_KNOWN_DEVIATIONS") {
         None => None,
@@ -110,7 +110,7 @@ fn run_one(
             "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly (`cargo xtask test` sets it)",
         ));
     };
-    let report = match cluster::connect(context, KubeOptions::default()) {
+    let report = match netreach::kube::connect(context, KubeOptions::default()) {
         Ok(mut c) => {
             let opts = RunOptions {
                 keep_on_failure: std::env::var_os("NETREACH_KEEP_ON_FAILURE").is_some(),
@@ -177,17 +177,17 @@ mod lifecycle {
     use libtest_mimic::{Completion, Failed, Trial};
     use serde_json::json;
 
-    use netreach::cluster::kube::{self as nk, KubeOptions};
+    use netreach::kube::{self as nk, KubeOptions};
     use netreach::names::Naming;
     use netreach::outcome::Outcome;
     use netreach::report::{ScenarioStatus, text};
     use netreach::run::{RunOptions, run_scenario};
+    use netreach::scenario;
     use netreach::verdict::{Observed, Status};
-    use netreach::{cluster, scenario};
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/lifecycle")
+            .join("../../fixtures/lifecycle")
             .join(name)
     }
 
@@ -228,7 +228,8 @@ mod lifecycle {
         let s = scenario::load(&fixture("wrong-expectation.yaml"))
             .scenario
             .ok_or("fixture is invalid")?;
-        let mut c = cluster::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
+        let mut c =
+            netreach::kube::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
         let opts = RunOptions {
             expect_computed,
             ..RunOptions::new(Naming::PerRun {

@@ -49,7 +49,7 @@ enum Command {
         skip: Vec<String>,
     },
     /// Run scenarios against a cluster.
-    Run(netreach::run::cli::RunArgs),
+    Run(netreach::cli::run::RunArgs),
     /// What the NetworkPolicy specification says about one connection, step by step, and why:
     /// which policies select the source for egress and the destination for ingress, which rule
     /// and peer admit it, or that none does.
@@ -95,7 +95,7 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
-    Gc(netreach::run::cli::GcArgs),
+    Gc(netreach::cli::run::GcArgs),
     /// Print the JSON Schema of the scenario format.
     Schema,
     /// Serve TCP/UDP ports as a probe target (runs inside probe pods).
@@ -125,7 +125,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
         Command::Lint { paths, json, skip } => lint(&paths, json, &skip),
-        Command::Run(args) => netreach::run::cli::main(&args),
+        Command::Run(args) => netreach::cli::run::main(&args),
         Command::Explain {
             scenario,
             from,
@@ -146,7 +146,7 @@ fn main() -> ExitCode {
             via.as_deref(),
             json,
         ),
-        Command::Gc(args) => netreach::run::cli::gc(&args),
+        Command::Gc(args) => netreach::cli::run::gc(&args),
         Command::Bench {
             context,
             sizes,

@@ -3,8 +3,8 @@
 //!
 //! The runner (`crate::run`) is written against [`Cluster`] and never sees a Kubernetes client.
 //! The real implementation (kube-rs against the context named by `--context` /
-//! `NETREACH_CONTEXT`) is not built yet: [`connect`] says so as an infrastructure error, never as
-//! a policy result. [`fake::FakeCluster`] stands in for a cluster in unit tests of pure logic.
+//! `NETREACH_CONTEXT`) is the `netreach-kube` crate; [`fake::FakeCluster`] stands in for a
+//! cluster in unit tests of pure logic.
 
 use std::collections::BTreeMap;
 
@@ -243,14 +243,4 @@ pub trait Cluster {
     fn teardown(&mut self) -> Result<(), InfraError>;
 }
 
-/// Opens a session against the cluster of `context` (a kubeconfig context named explicitly;
-/// `KUBECONFIG` says which kubeconfig).
-///
-/// # Errors
-/// When the context does not exist or its API server does not answer.
-pub fn connect(context: &str, opts: kube::KubeOptions) -> Result<Box<dyn Cluster>, InfraError> {
-    Ok(Box::new(kube::KubeCluster::connect(context, opts)?))
-}
-
 pub mod fake;
-pub mod kube;

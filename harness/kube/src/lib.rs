@@ -23,10 +23,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::runtime::Runtime;
 
-use super::{Cluster, ClusterAction, DeployPlan, InfraError, PlannedPod};
-use crate::bind::{Bindings, BoundProbe};
-use crate::outcome::{Observation, Outcome};
-use crate::probe::{self, Command, ProbeTimeout};
+use netreach_core::bind::{Bindings, BoundProbe};
+use netreach_core::cluster::{Cluster, ClusterAction, DeployPlan, InfraError, PlannedPod};
+use netreach_core::outcome::{Observation, Outcome};
+use netreach_core::probe::{self, Command, ProbeTimeout};
 
 /// Label on every namespace netreach creates: the run id.
 pub const RUN_LABEL: &str = "netreach.dev/run";
@@ -218,7 +218,7 @@ fn now_secs() -> u64 {
 fn pod_manifest(p: &PlannedPod, image: &str) -> Value {
     let mut args = vec!["--identity".to_owned(), p.id.to_string()];
     for sp in &p.ports {
-        if sp.port.protocol != crate::model::Protocol::Sctp {
+        if sp.port.protocol != netreach_core::model::Protocol::Sctp {
             args.push("--port".into());
             args.push(sp.port.to_string());
         }
@@ -266,7 +266,7 @@ fn pod_manifest(p: &PlannedPod, image: &str) -> Value {
     })
 }
 
-fn service_port_name(sp: &crate::model::ServedPort) -> String {
+fn service_port_name(sp: &netreach_core::model::ServedPort) -> String {
     format!("p{}-{}", sp.port.port, sp.port.protocol)
 }
 
@@ -412,7 +412,7 @@ impl KubeCluster {
     async fn wait_ready(
         &self,
         plan: &DeployPlan,
-    ) -> Result<BTreeMap<crate::model::PodId, IpAddr>, InfraError> {
+    ) -> Result<BTreeMap<netreach_core::model::PodId, IpAddr>, InfraError> {
         let deadline = Instant::now() + self.opts.ready_timeout;
         loop {
             let mut ips = BTreeMap::new();
@@ -463,8 +463,8 @@ impl KubeCluster {
     async fn create_services(
         &self,
         plan: &DeployPlan,
-        ips: &BTreeMap<crate::model::PodId, IpAddr>,
-    ) -> Result<BTreeMap<crate::model::PodId, IpAddr>, InfraError> {
+        ips: &BTreeMap<netreach_core::model::PodId, IpAddr>,
+    ) -> Result<BTreeMap<netreach_core::model::PodId, IpAddr>, InfraError> {
         let mut out = BTreeMap::new();
         for p in plan.pods.iter().filter(|p| p.service) {
             let what = || format!("service {}/{}", p.namespace, p.id.name);
@@ -677,7 +677,7 @@ impl KubeCluster {
 }
 
 /// One probe of a batch: (index, action, argv).
-type BatchItem<'a> = (usize, &'a crate::bind::ProbeAction, Vec<String>);
+type BatchItem<'a> = (usize, &'a netreach_core::bind::ProbeAction, Vec<String>);
 
 /// One exec: (real namespace, pod name, cell index in per-cell mode or 0).
 type SourcePod = (String, String, usize);
@@ -1025,4 +1025,13 @@ pub fn list_run_namespaces(context: &str) -> Result<BTreeSet<String>, InfraError
             .filter_map(|n| n.metadata.name)
             .collect())
     })
+}
+
+/// Opens a session against the cluster of `context` (a kubeconfig context named explicitly;
+/// `KUBECONFIG` says which kubeconfig).
+///
+/// # Errors
+/// When the context does not exist or its API server does not answer.
+pub fn connect(context: &str, opts: KubeOptions) -> Result<Box<dyn Cluster>, InfraError> {
+    Ok(Box::new(KubeCluster::connect(context, opts)?))
 }

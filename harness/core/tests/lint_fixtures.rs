@@ -17,11 +17,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use netreach::lint::{self, LintRule};
-use netreach::scenario;
+use netreach_core::lint::{self, LintRule};
+use netreach_core::scenario;
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/lint")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/lint")
 }
 
 /// The annotations of a fixture: `Some(pairs)` (sorted), where `none` gives an empty list.

@@ -1,0 +1,3 @@
+//! The command line, one module per subcommand that needs more than a few lines.
+
+pub mod run;

@@ -1,0 +1,253 @@
+//! `netreach run` and `netreach gc`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit;
+use crate::kube::{self, KubeOptions};
+use crate::names::Naming;
+use crate::probe::ProbeTimeout;
+use crate::report::{self, ScenarioReport};
+use crate::run::{Event, RunOptions, new_run_id, run_scenario};
+use crate::scenario;
+
+/// Arguments of `netreach run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Scenario files or folders of them.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The kubeconfig context to run against (`KUBECONFIG` picks the kubeconfig). Required:
+    /// netreach never uses the current context implicitly.
+    #[arg(long, env = "NETREACH_CONTEXT")]
+    pub context: Option<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// The enforcer's documented deviations (e.g. fixtures/known-deviations/kube-router.yaml):
+    /// a failed cell listed there does not fail the exit code while it still occurs; a listed
+    /// deviation that no longer occurs does. Reports still show every failed cell.
+    #[arg(long, value_name = "FILE", env = "NETREACH_KNOWN_DEVIATIONS")]
+    pub known_deviations: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Use the scenarios' namespace names as they are, instead of `<name>-<run id>`.
+    /// Refuses to run if such a namespace exists already.
+    #[arg(long)]
+    pub verbatim_namespaces: bool,
+    /// Leave namespaces, pods and policies in place afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Leave them in place when a cell disagreed, so the repro commands still work.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Per-probe timeout inside the pod, in seconds.
+    #[arg(long, default_value_t = 2, value_name = "SECS")]
+    pub probe_timeout: u32,
+    /// Execs in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallelism: usize,
+    /// Expect what the NetworkPolicy specification says (the policy engine, with the run's
+    /// addresses) wherever it decides a cell, instead of the scenario's expectations; cells
+    /// the specification leaves open keep the scenario's.
+    #[arg(long)]
+    pub expect_computed: bool,
+    /// How long disagreeing cells are re-probed after a step, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub converge_timeout: u64,
+    /// Minimum time between a step's changes and its confirmation round, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub settle_ms: u64,
+    /// Probe image (default: `NETREACH_PROBE_IMAGE`, else `netreach-probe:latest`).
+    #[arg(long, env = "NETREACH_PROBE_IMAGE")]
+    pub probe_image: Option<String>,
+}
+
+/// Arguments of `netreach gc`.
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    /// The kubeconfig context.
+    #[arg(long, env = "NETREACH_CONTEXT")]
+    pub context: Option<String>,
+    /// A run whose heartbeat is older than this many seconds is gone.
+    #[arg(long, default_value_t = 120)]
+    pub stale_seconds: u64,
+    /// Only list what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn require_context(c: Option<&str>) -> Option<&str> {
+    let c = c.filter(|c| !c.is_empty());
+    if c.is_none() {
+        eprintln!(
+            "netreach: name the cluster with --context <kubeconfig context> or NETREACH_CONTEXT; \
+             netreach never deploys into the current context implicitly"
+        );
+    }
+    c
+}
+
+/// Deletes what this process deployed when it is interrupted (Ctrl-C, SIGTERM), then exits 130.
+pub fn cleanup_on_interrupt() {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) else {
+        eprintln!(
+            "netreach: cannot install the interrupt handler; an interrupted run may leave namespaces (`netreach gc` removes them)"
+        );
+        return;
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("netreach: interrupted; deleting what this run created");
+            for what in kube::cleanup_live() {
+                eprintln!("netreach: deleted {what}");
+            }
+            std::process::exit(130);
+        }
+    });
+}
+
+/// Runs `netreach run`; returns the exit code.
+///
+/// # Errors
+/// When scenarios cannot be listed or reports cannot be written.
+pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
+    let Some(context) = require_context(args.context.as_deref()) else {
+        return Ok(exit::USAGE);
+    };
+    let files = scenario::discover(&args.paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no scenario files (*.yaml, *.yml) found");
+    }
+    let known = match &args.known_deviations {
+        Some(p) => Some(crate::known::KnownDeviations::load(p)?),
+        None => None,
+    };
+    // Validate everything before touching the cluster.
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut scenarios = Vec::new();
+    let mut invalid = 0;
+    for f in &files {
+        let loaded = scenario::load(f);
+        if !loaded.diagnostics.0.is_empty() {
+            eprint!("{}", loaded.diagnostics.render(color));
+        }
+        match loaded.scenario {
+            Some(s) => scenarios.push(s),
+            None => invalid += 1,
+        }
+    }
+    if invalid > 0 {
+        eprintln!("netreach: {invalid} scenario(s) are invalid; nothing was deployed");
+        return Ok(exit::INVALID);
+    }
+    cleanup_on_interrupt();
+    let base = RunOptions {
+        keep: args.keep,
+        keep_on_failure: args.keep_on_failure,
+        converge_timeout: Duration::from_secs(args.converge_timeout),
+        settle: Duration::from_millis(args.settle_ms),
+        expect_computed: args.expect_computed,
+        ..RunOptions::new(Naming::Verbatim)
+    };
+    let mut kube_opts = KubeOptions {
+        probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
+        parallelism: args.parallelism.max(1),
+        ..KubeOptions::default()
+    };
+    if let Some(img) = &args.probe_image {
+        kube_opts.probe_image = img.clone();
+    }
+    let progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let mut reports: Vec<ScenarioReport> = Vec::new();
+    for s in &scenarios {
+        // Every scenario gets its own run id, so scenarios sharing logical names never collide.
+        let naming = if args.verbatim_namespaces {
+            Naming::Verbatim
+        } else {
+            Naming::PerRun {
+                run_id: new_run_id(),
+            }
+        };
+        let opts = RunOptions {
+            naming,
+            ..base.clone()
+        };
+        let r = match kube::connect(context, kube_opts.clone()) {
+            Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |e| {
+                if progress {
+                    show(e);
+                }
+            }),
+            Err(e) => ScenarioReport::not_run(s, e.to_string()),
+        };
+        print!("{}", report::text::render_scenario(&r));
+        reports.push(r);
+    }
+    if let Some(p) = &args.junit {
+        std::fs::write(p, report::junit::render(&reports))?;
+    }
+    if let Some(p) = &args.json {
+        std::fs::write(p, report::json::render(&reports))?;
+    }
+    print!("{}", report::text::render_summary(&reports));
+    let Some(known) = &known else {
+        return Ok(report::exit_code(&reports));
+    };
+    let (code, lines) = crate::known::exit_code_with(&reports, known);
+    for l in &lines {
+        println!("{l}");
+    }
+    Ok(code)
+}
+
+fn show(e: &Event) {
+    match e {
+        Event::Deploying { scenario, pods } => {
+            eprintln!("netreach: {scenario}: deploying {pods} pod(s)")
+        }
+        Event::StepStarted { index, name, cells } => {
+            eprintln!("netreach:   step {index} \"{name}\": {cells} cell(s)")
+        }
+        Event::Probed {
+            round,
+            cells,
+            disagreeing,
+            ..
+        } => {
+            eprintln!("netreach:     round {round}: {cells} probed, {disagreeing} disagreeing")
+        }
+        Event::StepFinished { .. } => {}
+        Event::TearingDown => eprintln!("netreach:   cleaning up"),
+    }
+}
+
+/// Runs `netreach gc`; returns the exit code.
+///
+/// # Errors
+/// When the cluster cannot be reached.
+pub fn gc(args: &GcArgs) -> anyhow::Result<i32> {
+    let Some(context) = require_context(args.context.as_deref()) else {
+        return Ok(exit::USAGE);
+    };
+    let gone = kube::gc(
+        context,
+        Duration::from_secs(args.stale_seconds),
+        args.dry_run,
+    )?;
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    for n in &gone {
+        println!("{verb} namespace {n}");
+    }
+    eprintln!("netreach gc: {} stale namespace(s) {verb}", gone.len());
+    Ok(exit::SUCCESS)
+}
