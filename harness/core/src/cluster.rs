@@ -16,6 +16,7 @@ use crate::bind::{BindError, Bindings, BoundProbe};
 use crate::model::{Action, External, PodId, Scenario, ServedPort};
 use crate::names::{NamespaceMap, Naming};
 use crate::outcome::Observation;
+use crate::probe::ProbeTimeout;
 
 /// Infrastructure failures: anything that keeps netreach from deciding cells. Never reported as
 /// a policy result.
@@ -59,6 +60,30 @@ pub enum InfraError {
     /// Removing what the run created failed (namespaces may be left over).
     #[error("cleanup failed: {0}")]
     Teardown(String),
+    /// The API server refused a request (403): the credentials lack a permission. Never
+    /// retried; the run stops at once.
+    #[error("forbidden: cannot {verb} {resource}{} ({detail}); grant it (see docs/rbac.md) or run where it is allowed", namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
+    Forbidden {
+        /// `create`, `get`, ...
+        verb: String,
+        /// `pods/exec`, `namespaces`, ...
+        resource: String,
+        /// The namespace, for namespaced requests.
+        namespace: Option<String>,
+        /// The API server's message.
+        detail: String,
+    },
+    /// The API server did not accept the credentials (401). Never retried.
+    #[error("unauthorized: the API server of `{context}` rejected the credentials ({detail})")]
+    Unauthorized {
+        /// The context.
+        context: String,
+        /// The API server's message.
+        detail: String,
+    },
+    /// The run was interrupted (Ctrl-C, SIGTERM): nothing more is created.
+    #[error("interrupted")]
+    Interrupted,
     /// The deployment lacks an address or name the step needs.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -95,7 +120,7 @@ pub struct PlannedPod {
 pub struct DeployPlan {
     /// The scenario's full name, for labels and messages.
     pub scenario: String,
-    /// The run id (empty in verbatim mode).
+    /// The run id: labels everything the run creates.
     pub run_id: String,
     /// Logical-to-real names.
     pub names: NamespaceMap,
@@ -108,17 +133,15 @@ pub struct DeployPlan {
 }
 
 impl DeployPlan {
-    /// Plans a scenario's deployment.
-    pub fn new(s: &Scenario, naming: &Naming) -> DeployPlan {
+    /// Plans a scenario's deployment. `run_id` labels everything the run creates (also with
+    /// verbatim names, where it is not part of the names).
+    pub fn new(s: &Scenario, naming: &Naming, run_id: &str) -> DeployPlan {
         let names = s.namespace_map(naming);
         let real = |l: &str| names.real(l).unwrap_or(l).to_owned();
         let services = s.pods_needing_service();
         DeployPlan {
             scenario: s.full_name(),
-            run_id: match naming {
-                Naming::PerRun { run_id } => run_id.clone(),
-                Naming::Verbatim => String::new(),
-            },
+            run_id: run_id.to_owned(),
             namespaces: s
                 .namespaces
                 .iter()
@@ -228,13 +251,27 @@ pub trait Cluster {
     /// When a change is rejected or cannot be made.
     fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError>;
 
-    /// Runs probes; returns exactly one observation per probe, in order. A probe that fails on
-    /// its own is an [`crate::outcome::Outcome::Error`] observation; `Err` is for a round that
-    /// failed as a whole.
+    /// Runs probes, each bounded by `timeout` inside the pod; returns exactly one observation
+    /// per probe, in order. A probe that fails on its own is an
+    /// [`crate::outcome::Outcome::Error`] observation; `Err` is for a round that failed as a
+    /// whole (and for a refusal by the API server, which no retry changes).
     ///
     /// # Errors
     /// When the round as a whole could not run.
-    fn probe(&mut self, probes: &[BoundProbe]) -> Result<Vec<Observation>, InfraError>;
+    fn probe(
+        &mut self,
+        probes: &[BoundProbe],
+        timeout: ProbeTimeout,
+    ) -> Result<Vec<Observation>, InfraError>;
+
+    /// Leaves what the run created in place on purpose (`--keep`, `--keep-on-failure`): marks
+    /// it kept, so that `netreach gc` leaves it unless asked.
+    ///
+    /// # Errors
+    /// When the marking fails (gc may then treat the run as stale later).
+    fn keep(&mut self) -> Result<(), InfraError> {
+        Ok(())
+    }
 
     /// Removes what `deploy` and `apply` created, and nothing else.
     ///

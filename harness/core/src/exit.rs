@@ -19,9 +19,12 @@ pub const INFRASTRUCTURE: i32 = 4;
 /// No mismatch and no infrastructure error, but some cells could not be tested on this cluster
 /// (e.g. SCTP where the kernel has none).
 pub const UNSUPPORTED: i32 = 5;
+/// Interrupted (Ctrl-C, SIGTERM): what the run created was deleted first (or, after a second
+/// signal, what may be left was named).
+pub const INTERRUPTED: i32 = 130;
 
 /// Name and meaning of every code, for `--help` and docs.
-pub const TABLE: [(i32, &str, &str); 6] = [
+pub const TABLE: [(i32, &str, &str); 7] = [
     (
         SUCCESS,
         "success",
@@ -47,5 +50,10 @@ pub const TABLE: [(i32, &str, &str); 6] = [
         UNSUPPORTED,
         "unsupported",
         "some cells cannot be tested on this cluster (e.g. SCTP)",
+    ),
+    (
+        INTERRUPTED,
+        "interrupted",
+        "Ctrl-C / SIGTERM; what the run created was deleted first",
     ),
 ];

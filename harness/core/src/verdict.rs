@@ -88,7 +88,7 @@ pub fn observe(action: &ProbeAction, outcome: &Outcome) -> (Observed, String) {
             ),
             Outcome::DnsFailure(r) => (O::DnsFailure, format!("name did not resolve ({r}); the connection was never tried")),
             Outcome::Unsupported(r) => (O::Unsupported, r.clone()),
-            Outcome::Error(r) => (O::Error, r.clone()),
+            Outcome::Error(e) => (O::Error, e.to_string()),
             Outcome::Resolved | Outcome::NameNotFound => {
                 (O::Error, format!("prober returned `{outcome}` for a connection probe"))
             }
@@ -102,7 +102,8 @@ pub fn observe(action: &ProbeAction, outcome: &Outcome) -> (Observed, String) {
                 "DNS answered that the name does not exist: the name is wrong, which says nothing about policy".into(),
             ),
             Outcome::Unsupported(r) => (O::Unsupported, r.clone()),
-            Outcome::Error(r) | Outcome::DnsFailure(r) => (O::Error, r.clone()),
+            Outcome::Error(e) => (O::Error, e.to_string()),
+            Outcome::DnsFailure(r) => (O::Error, r.clone()),
             Outcome::Connected => (O::Error, "prober returned `connected` for a resolution probe".into()),
         },
     }
@@ -300,7 +301,9 @@ mod tests {
             ),
             (
                 connect(true),
-                Outcome::Error("exec lost".into()),
+                Outcome::Error(crate::outcome::ProbeError::Lost {
+                    detail: "stream closed".into(),
+                }),
                 O::Error,
                 Error,
                 Error,
@@ -312,7 +315,10 @@ mod tests {
             (resolve(), Outcome::NameNotFound, O::Error, Error, Error),
             (
                 resolve(),
-                Outcome::Error("pod gone".into()),
+                Outcome::Error(crate::outcome::ProbeError::PodNotLive {
+                    pod: "x-1/b".into(),
+                    what: "was deleted".into(),
+                }),
                 O::Error,
                 Error,
                 Error,

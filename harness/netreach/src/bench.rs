@@ -89,16 +89,14 @@ pub fn run(
                 loaded.diagnostics.render(false)
             ))
         })?;
-        let opts = KubeOptions {
-            probe_timeout: timeout,
-            ..KubeOptions::default()
-        };
-        let mut c = KubeCluster::connect(context, opts)?;
+        let mut c = KubeCluster::connect(context, KubeOptions::default())?;
+        let run_id = crate::run::new_run_id();
         let plan = DeployPlan::new(
             &s,
             &Naming::PerRun {
-                run_id: crate::run::new_run_id(),
+                run_id: run_id.clone(),
             },
+            &run_id,
         );
         let t = Instant::now();
         let result = (|| {
@@ -111,7 +109,7 @@ pub fn run(
             c.apply(&cluster_actions(&step.actions, &b)?)?;
             let probes = bind_probes(&s, step.expected.cells.keys(), &b)?;
             let agreeing = |c: &mut KubeCluster| -> Result<usize, InfraError> {
-                let obs = c.probe(&probes)?;
+                let obs = c.probe(&probes, timeout)?;
                 Ok(probes
                     .iter()
                     .zip(&obs)

@@ -1,3 +1,4 @@
 //! The command line, one module per subcommand that needs more than a few lines.
 
+pub mod gc;
 pub mod run;

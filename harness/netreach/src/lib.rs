@@ -15,3 +15,4 @@ pub use netreach_kube as kube;
 pub mod bench;
 pub mod cli;
 pub mod serve;
+pub mod signal;

@@ -95,7 +95,7 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
-    Gc(netreach::cli::run::GcArgs),
+    Gc(netreach::cli::gc::GcArgs),
     /// Print the JSON Schema of the scenario format.
     Schema,
     /// Serve TCP/UDP ports as a probe target (runs inside probe pods).
@@ -146,7 +146,7 @@ fn main() -> ExitCode {
             via.as_deref(),
             json,
         ),
-        Command::Gc(args) => netreach::cli::run::gc(&args),
+        Command::Gc(args) => netreach::cli::gc::main(&args),
         Command::Bench {
             context,
             sizes,

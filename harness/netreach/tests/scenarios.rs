@@ -49,7 +49,7 @@ fn main() {
         .ok()
         .filter(|c| !c.is_empty());
     if context.is_some() && !args.list {
-        netreach::cli::run::cleanup_on_interrupt();
+        netreach::signal::cleanup_on_interrupt();
     }
     let known = match std::env::var_os("NETREACH_KNOWN_DEVIATIONS") {
         None => None,
@@ -481,7 +481,15 @@ mod lifecycle {
             )
             .await
         })?;
-        let deleted = nk::gc(context, Duration::from_secs(120), false).map_err(|e| e.to_string());
+        let opts = nk::GcOptions {
+            stale: Duration::from_secs(120),
+            kept: false,
+            kept_older_than: None,
+            dry_run: false,
+        };
+        let deleted = nk::gc(context, &opts)
+            .map(|r| r.namespaces)
+            .map_err(|e| e.to_string());
         let (s, f, o) = rt.block_on(async {
             (
                 alive(&api, stale).await,

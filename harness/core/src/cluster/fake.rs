@@ -19,6 +19,8 @@ pub enum Call {
     Apply(Vec<ClusterAction>),
     /// `probe` with this many probes.
     Probe(usize),
+    /// `keep`.
+    Keep,
     /// `teardown`.
     Teardown,
 }
@@ -104,13 +106,22 @@ impl Cluster for FakeCluster {
         Ok(())
     }
 
-    fn probe(&mut self, probes: &[BoundProbe]) -> Result<Vec<Observation>, InfraError> {
+    fn probe(
+        &mut self,
+        probes: &[BoundProbe],
+        _timeout: crate::probe::ProbeTimeout,
+    ) -> Result<Vec<Observation>, InfraError> {
         self.calls.push(Call::Probe(probes.len()));
         let applied = self.applied.clone();
         Ok(probes
             .iter()
             .map(|p| Observation::bare((self.responder)(p, &applied)))
             .collect())
+    }
+
+    fn keep(&mut self) -> Result<(), InfraError> {
+        self.calls.push(Call::Keep);
+        Ok(())
     }
 
     fn teardown(&mut self) -> Result<(), InfraError> {

@@ -1,4 +1,7 @@
 //! The engine, clause by clause of the specification, and its invariants as properties.
+//!
+//! Size: one table-driven test per clause of the specification plus the proptest strategies,
+//! all over one shared fixture world; split, each part would repeat the fixture.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,8 +11,11 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{Scenario, Target, Via};
-use crate::policy::{IpBlock, Operator, Requirement};
+use crate::model::{Action, Scenario, Target, Via};
+use crate::policy::{
+    AddrExpr, IpBlock, LabelSelector, NetworkPolicy, Operator, Peer, PolicyPort, PortValue,
+    Requirement, Rule,
+};
 use crate::scenario::{MemReader, load_str};
 
 /// Namespaces x, y, z (labelled `ns: <name>`), pods a, b, c in each (labelled `pod: <name>`),

@@ -97,6 +97,7 @@ mod tests {
             .filter(|c| c["status"] == "error")
             .collect();
         assert_eq!(errs[0]["outcome"]["class"], "error");
-        assert_eq!(errs[0]["outcome"]["reason"], "exec lost: stream closed");
+        assert_eq!(errs[0]["outcome"]["reason"]["kind"], "lost");
+        assert_eq!(errs[0]["outcome"]["reason"]["detail"], "stream closed");
     }
 }

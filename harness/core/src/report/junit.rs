@@ -219,7 +219,10 @@ mod tests {
             "{}",
             e.message
         );
-        assert!(e.body.contains("exec lost: stream closed"));
+        assert!(
+            e.body
+                .contains("exec ended before it reported (stream closed)")
+        );
         assert!(cases[1].failure.is_none());
     }
 

@@ -115,8 +115,10 @@ pub struct ScenarioReport {
     pub title: String,
     /// File.
     pub path: PathBuf,
-    /// Run id (empty in verbatim mode).
+    /// Run id (labels what the run created).
     pub run_id: String,
+    /// The probe timeout in seconds: a connection with no answer within it is "blocked".
+    pub probe_timeout_s: u32,
     /// Logical to real namespace names.
     pub namespaces: Vec<(String, String)>,
     /// Infrastructure error that kept the scenario from running (deploy, connect).
@@ -146,6 +148,7 @@ impl ScenarioReport {
             title: s.title.clone(),
             path: s.path.clone(),
             run_id: plan.run_id.clone(),
+            probe_timeout_s: crate::probe::ProbeTimeout::default().0,
             namespaces: plan
                 .names
                 .iter()
@@ -163,7 +166,7 @@ impl ScenarioReport {
 
     /// A scenario that could not start (e.g. the cluster is unreachable).
     pub fn not_run(s: &Scenario, error: String) -> Self {
-        let plan = DeployPlan::new(s, &crate::names::Naming::Verbatim);
+        let plan = DeployPlan::new(s, &crate::names::Naming::Verbatim, "");
         let mut r = ScenarioReport::new(s, &plan);
         r.namespaces.clear();
         r.error = Some(error);
@@ -287,7 +290,9 @@ steps:
     pub fn infra_error() -> ScenarioReport {
         report(|p| {
             if p.cell.from.name == "b" && p.cell.to.to_string() == "x/a" {
-                Outcome::Error("exec lost: stream closed".into())
+                Outcome::Error(crate::outcome::ProbeError::Lost {
+                    detail: "stream closed".into(),
+                })
             } else if p.cell.from.name == "a"
                 && p.cell.to.to_string() == "x/b"
                 && matches!(p.action, ProbeAction::Connect { port: 80, .. })

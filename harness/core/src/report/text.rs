@@ -357,7 +357,7 @@ mod tests {
             text.starts_with("ERROR scenarios/tiny: 1 step(s), 6 cell(s): 5 pass, 1 error"),
             "{text}"
         );
-        assert!(text.contains("ERROR x/b -> x/a 80/tcp: expected allowed (table at line 12), observed error (exec lost: stream closed)"), "{text}");
+        assert!(text.contains("ERROR x/b -> x/a 80/tcp: expected allowed (table at line 12), observed error (no result: the probe's exec ended before it reported (stream closed))"), "{text}");
         // Refused on a served port counted as blocked, so that cell passed.
         assert!(!text.contains("x/a -> x/b 80/tcp: expected"), "{text}");
     }

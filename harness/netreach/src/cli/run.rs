@@ -1,4 +1,4 @@
-//! `netreach run` and `netreach gc`.
+//! `netreach run`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -60,26 +60,47 @@ pub struct RunArgs {
     /// Minimum time between a step's changes and its confirmation round, in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub settle_ms: u64,
-    /// Probe image (default: `NETREACH_PROBE_IMAGE`, else `netreach-probe:latest`).
+    /// Probe image (default: `NETREACH_PROBE_IMAGE`, else `netreach-probe:latest`); see
+    /// docs/probe-image.md to build the same image into your own registry.
     #[arg(long, env = "NETREACH_PROBE_IMAGE")]
     pub probe_image: Option<String>,
+    /// An image pull Secret for the probe pods (repeatable; it must exist in each namespace the
+    /// pods run in).
+    #[arg(long = "image-pull-secret", value_name = "NAME")]
+    pub image_pull_secrets: Vec<String>,
+    /// A node label the probe pods must match, `key=value` (repeatable).
+    #[arg(long = "node-selector", value_name = "KEY=VALUE")]
+    pub node_selector: Vec<String>,
+    /// A taint the probe pods tolerate, `key[=value][:Effect]` as `kubectl taint` writes it
+    /// (repeatable).
+    #[arg(long = "toleration", value_name = "TAINT")]
+    pub tolerations: Vec<String>,
 }
 
-/// Arguments of `netreach gc`.
-#[derive(clap::Args, Debug)]
-pub struct GcArgs {
-    /// The kubeconfig context.
-    #[arg(long, env = "NETREACH_CONTEXT")]
-    pub context: Option<String>,
-    /// A run whose heartbeat is older than this many seconds is gone.
-    #[arg(long, default_value_t = 120)]
-    pub stale_seconds: u64,
-    /// Only list what would be deleted.
-    #[arg(long)]
-    pub dry_run: bool,
+impl RunArgs {
+    /// The pod options of these flags.
+    ///
+    /// # Errors
+    /// A flag value that does not parse, with what would be right.
+    pub fn pod_options(&self) -> Result<kube::deploy::PodSpecOptions, String> {
+        let mut o = kube::deploy::PodSpecOptions {
+            image_pull_secrets: self.image_pull_secrets.clone(),
+            ..Default::default()
+        };
+        for kv in &self.node_selector {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--node-selector {kv}: write key=value"))?;
+            o.node_selector.insert(k.to_owned(), v.to_owned());
+        }
+        for t in &self.tolerations {
+            o.tolerations.push(t.parse()?);
+        }
+        Ok(o)
+    }
 }
 
-fn require_context(c: Option<&str>) -> Option<&str> {
+pub(crate) fn require_context(c: Option<&str>) -> Option<&str> {
     let c = c.filter(|c| !c.is_empty());
     if c.is_none() {
         eprintln!(
@@ -88,28 +109,6 @@ fn require_context(c: Option<&str>) -> Option<&str> {
         );
     }
     c
-}
-
-/// Deletes what this process deployed when it is interrupted (Ctrl-C, SIGTERM), then exits 130.
-pub fn cleanup_on_interrupt() {
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) else {
-        eprintln!(
-            "netreach: cannot install the interrupt handler; an interrupted run may leave namespaces (`netreach gc` removes them)"
-        );
-        return;
-    };
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            eprintln!("netreach: interrupted; deleting what this run created");
-            for what in kube::cleanup_live() {
-                eprintln!("netreach: deleted {what}");
-            }
-            std::process::exit(130);
-        }
-    });
 }
 
 /// Runs `netreach run`; returns the exit code.
@@ -146,8 +145,16 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
         eprintln!("netreach: {invalid} scenario(s) are invalid; nothing was deployed");
         return Ok(exit::INVALID);
     }
-    cleanup_on_interrupt();
+    crate::signal::cleanup_on_interrupt();
+    let pods = match args.pod_options() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("netreach run: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
     let base = RunOptions {
+        probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
         keep: args.keep,
         keep_on_failure: args.keep_on_failure,
         converge_timeout: Duration::from_secs(args.converge_timeout),
@@ -156,8 +163,8 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
         ..RunOptions::new(Naming::Verbatim)
     };
     let mut kube_opts = KubeOptions {
-        probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
         parallelism: args.parallelism.max(1),
+        pods,
         ..KubeOptions::default()
     };
     if let Some(img) = &args.probe_image {
@@ -175,6 +182,10 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
             }
         };
         let opts = RunOptions {
+            run_id: match &naming {
+                Naming::PerRun { run_id } => run_id.clone(),
+                Naming::Verbatim => new_run_id(),
+            },
             naming,
             ..base.clone()
         };
@@ -225,29 +236,4 @@ fn show(e: &Event) {
         Event::StepFinished { .. } => {}
         Event::TearingDown => eprintln!("netreach:   cleaning up"),
     }
-}
-
-/// Runs `netreach gc`; returns the exit code.
-///
-/// # Errors
-/// When the cluster cannot be reached.
-pub fn gc(args: &GcArgs) -> anyhow::Result<i32> {
-    let Some(context) = require_context(args.context.as_deref()) else {
-        return Ok(exit::USAGE);
-    };
-    let gone = kube::gc(
-        context,
-        Duration::from_secs(args.stale_seconds),
-        args.dry_run,
-    )?;
-    let verb = if args.dry_run {
-        "would delete"
-    } else {
-        "deleted"
-    };
-    for n in &gone {
-        println!("{verb} namespace {n}");
-    }
-    eprintln!("netreach gc: {} stale namespace(s) {verb}", gone.len());
-    Ok(exit::SUCCESS)
 }

@@ -1,0 +1,178 @@
+//! Probing through the exec API: one exec per source pod per round (or one per cell, for
+//! benchmarks), its probes in one bash script, results parsed by the core's `probe` module.
+//!
+//! Failures are typed ([`ProbeError`]): an exec the API server refuses is `Forbidden` (the
+//! round fails at once, never retried); one that could not start or whose stream broke is
+//! `Transport`; one that outlived its deadline is `Deadline`; a probe whose line never came is
+//! `Lost`. The session retries lost answers once, at once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, AttachParams};
+use tokio::io::AsyncReadExt;
+
+use netreach_core::bind::{BoundProbe, ProbeAction};
+use netreach_core::outcome::{Observation, Outcome, ProbeError};
+use netreach_core::probe::{self, Command, ProbeTimeout};
+
+/// One probe of a batch: (index, action, argv).
+type BatchItem<'a> = (usize, &'a ProbeAction, Vec<String>);
+
+/// One exec: (real namespace, pod name, cell index in per-cell mode or 0).
+pub type SourcePod = (String, String, usize);
+
+/// How long an exec of probes bounded by `t` may take: the probes run concurrently, so one
+/// timeout plus curl's extra second, plus room for exec start-up on a loaded node.
+pub fn exec_deadline(t: ProbeTimeout) -> Duration {
+    Duration::from_secs(u64::from(t.0.max(1)) * 2 + 10)
+}
+
+/// After the output ended, how long to wait for the exec's status before calling the
+/// stream cut (a cut stream never sends one).
+const STATUS_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `script` in the `probe` container of a pod and returns its stdout.
+///
+/// # Errors
+/// Typed: forbidden, transport, deadline.
+pub async fn exec_script(
+    client: Client,
+    namespace: String,
+    pod: String,
+    script: String,
+    limit: Duration,
+) -> Result<String, ProbeError> {
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    let params = AttachParams::default()
+        .container("probe")
+        .stdin(false)
+        .stdout(true)
+        .stderr(false);
+    let run = async {
+        let mut proc = api
+            .exec(&pod, ["bash", "-c", script.as_str()], &params)
+            .await
+            .map_err(|e| match &e {
+                kube::Error::Api(s) if s.code == 403 => ProbeError::Forbidden {
+                    what: format!("create pods/exec in namespace {namespace}"),
+                    detail: s.message.clone(),
+                },
+                _ => ProbeError::Transport {
+                    detail: e.to_string(),
+                },
+            })?;
+        let mut out = String::new();
+        if let Some(mut stdout) = proc.stdout()
+            && let Err(e) = stdout.read_to_string(&mut out).await
+        {
+            return Err(ProbeError::Transport {
+                detail: format!("exec output lost: {e}"),
+            });
+        }
+        let status = match proc.take_status() {
+            Some(s) => tokio::time::timeout(STATUS_GRACE, s).await.ok().flatten(),
+            None => None,
+        };
+        let _ = tokio::time::timeout(STATUS_GRACE, proc.join()).await;
+        if let Some(s) = status
+            && s.status.as_deref() == Some("Failure")
+            && out.is_empty()
+        {
+            return Err(ProbeError::Transport {
+                detail: s.message.unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(limit, run)
+        .await
+        .map_err(|_| ProbeError::Deadline {
+            seconds: limit.as_secs(),
+        })?
+}
+
+/// One round: every probe once. Never fails as a whole; a probe without an answer is an
+/// error observation. Returns the observations and the number of execs.
+pub async fn probe_round(
+    client: &Client,
+    context: &str,
+    probes: &[BoundProbe],
+    t: ProbeTimeout,
+    batch: bool,
+    parallelism: usize,
+) -> (Vec<Observation>, usize) {
+    let commands: Vec<Command> = probes
+        .iter()
+        .map(|p| probe::command(&p.action, t))
+        .collect();
+    let key = |i: usize, p: &BoundProbe| -> SourcePod {
+        (
+            p.namespace.clone(),
+            p.pod.clone(),
+            if batch { 0 } else { i },
+        )
+    };
+    let mut groups: BTreeMap<SourcePod, Vec<BatchItem<'_>>> = BTreeMap::new();
+    for (i, (p, c)) in probes.iter().zip(&commands).enumerate() {
+        if let Command::Run(argv) = c {
+            groups
+                .entry(key(i, p))
+                .or_default()
+                .push((i, &p.action, argv.clone()));
+        }
+    }
+    let execs = groups.len();
+    let limit = exec_deadline(t);
+    let batches: BTreeMap<SourcePod, probe::Batch> = groups
+        .iter()
+        .map(|(k, items)| (k.clone(), probe::build_batch(items, t)))
+        .collect();
+    let outputs: Vec<(SourcePod, Result<String, ProbeError>)> =
+        futures::stream::iter(batches.iter().map(|(key, batch)| {
+            let client = client.clone();
+            let script = batch.script.clone();
+            let key = key.clone();
+            async move {
+                let r = exec_script(client, key.0.clone(), key.1.clone(), script, limit).await;
+                (key, r)
+            }
+        }))
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
+    let mut results = Vec::new();
+    let mut failed: BTreeMap<SourcePod, ProbeError> = BTreeMap::new();
+    for (key, r) in outputs {
+        match r {
+            Ok(out) => results.extend(batches[&key].parse(&out)),
+            Err(e) => {
+                failed.insert(key, e);
+            }
+        }
+    }
+    let mut obs = probe::observations(probes, &commands, &results, Some(context), t);
+    for (i, (o, p)) in obs.iter_mut().zip(probes).enumerate() {
+        if let Some(e) = failed.get(&key(i, p))
+            && matches!(o.outcome, Outcome::Error(_))
+        {
+            o.outcome = Outcome::Error(e.clone());
+        }
+    }
+    (obs, execs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exec_deadline_follows_the_probe_timeout() {
+        assert_eq!(exec_deadline(ProbeTimeout(1)), Duration::from_secs(12));
+        assert_eq!(exec_deadline(ProbeTimeout(2)), Duration::from_secs(14));
+        assert_eq!(exec_deadline(ProbeTimeout(0)), Duration::from_secs(12));
+    }
+}

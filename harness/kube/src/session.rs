@@ -1,0 +1,553 @@
+//! [`KubeCluster`]: one scenario's session with a real cluster, behind the core's synchronous
+//! `Cluster` trait.
+//!
+//! - The heartbeat starts with the session, before the first namespace exists, and runs as a
+//!   background task on the session's runtime: it is renewed during every wait (pods that never
+//!   schedule, convergence, a hung API call), so `netreach gc` never mistakes a live run for a
+//!   dead one.
+//! - Liveness is part of every observation: before and after each probe round every probe pod
+//!   must still be the pod that was deployed (same UID), Running and Ready, with the same restart
+//!   count. A cell whose source or target pod fails that is an error naming the pod and what
+//!   happened to it, never "blocked" or "allowed".
+//! - A lost answer (typed, never matched by message) is probed again once, at once.
+//! - An exec or API request refused with 403/401 fails the round as a whole: never retried.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+use tokio::runtime::Runtime;
+
+use netreach_core::bind::{Bindings, BoundProbe};
+use netreach_core::cluster::{Cluster, ClusterAction, DeployPlan, InfraError};
+use netreach_core::model::{PodId, Target};
+use netreach_core::outcome::{Observation, Outcome, ProbeError};
+use netreach_core::probe::ProbeTimeout;
+
+use crate::client::{self, Req, api_error, unreachable};
+use crate::deploy::{self, DeployedPod};
+use crate::external::{self, Endpoint};
+use crate::live::LiveRun;
+use crate::{HEARTBEAT_ANNOTATION, HEARTBEAT_EVERY, KEPT_LABEL, KubeOptions, now_secs};
+
+/// Field manager for server-side apply.
+const MANAGER: &str = "netreach";
+
+/// A session with one cluster for one scenario.
+pub struct KubeCluster {
+    rt: Runtime,
+    client: Client,
+    context: String,
+    opts: KubeOptions,
+    run: Option<Arc<LiveRun>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    pods: BTreeMap<PodId, DeployedPod>,
+    externals: Vec<Endpoint>,
+    execs: usize,
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeCluster")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeCluster {
+    /// Connects to `context` and checks that the API server answers.
+    ///
+    /// # Errors
+    /// When the context does not exist, the API server does not answer or refuses us.
+    pub fn connect(context: &str, opts: KubeOptions) -> Result<Self, InfraError> {
+        let rt = client::runtime(context)?;
+        let client = rt.block_on(async {
+            let client = client::client_for(context).await?;
+            tokio::time::timeout(Duration::from_secs(15), client.apiserver_version())
+                .await
+                .map_err(|_| unreachable(context, "the API server did not answer within 15 s"))?
+                .map_err(|e| {
+                    api_error(context, Req::cluster("get", "/version"), &e, |r| {
+                        unreachable(context, r)
+                    })
+                })?;
+            Ok::<_, InfraError>(client)
+        })?;
+        Ok(KubeCluster {
+            rt,
+            client,
+            context: context.to_owned(),
+            opts,
+            run: None,
+            heartbeat: None,
+            pods: BTreeMap::new(),
+            externals: Vec::new(),
+            execs: 0,
+        })
+    }
+
+    /// Execs run so far.
+    pub fn execs(&self) -> usize {
+        self.execs
+    }
+
+    /// The options, to change batching and parallelism between rounds (benchmarks).
+    pub fn options_mut(&mut self) -> &mut KubeOptions {
+        &mut self.opts
+    }
+
+    /// The probe pods as deployed (real names, UIDs, nodes).
+    pub fn deployed(&self) -> &BTreeMap<PodId, DeployedPod> {
+        &self.pods
+    }
+
+    /// Renews the heartbeat of every namespace the run has (or is creating) until aborted.
+    fn start_heartbeat(&mut self, run: Arc<LiveRun>) {
+        let client = self.client.clone();
+        self.heartbeat = Some(self.rt.spawn(async move {
+            let api: Api<Namespace> = Api::all(client);
+            loop {
+                tokio::time::sleep(HEARTBEAT_EVERY).await;
+                let patch = json!({"metadata": {"annotations": {HEARTBEAT_ANNOTATION: now_secs().to_string()}}});
+                for n in run.namespaces() {
+                    // Not created yet, or already deleted: nothing to renew.
+                    let _ = tokio::time::timeout(
+                        client::CALL_TIMEOUT,
+                        api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch)),
+                    )
+                    .await;
+                }
+            }
+        }));
+    }
+
+    fn stop_heartbeat(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+
+    async fn apply_one(&self, a: &ClusterAction) -> Result<(), InfraError> {
+        let ctx = &self.context;
+        let err = |req: Req<'_>, what: String, e: kube::Error| {
+            api_error(ctx, req, &e, |reason| InfraError::Apply { what, reason })
+        };
+        match a {
+            ClusterAction::ApplyPolicy { policy, manifest } => {
+                let ns = manifest["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default();
+                let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+                let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
+                api.patch(
+                    name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(manifest),
+                )
+                .await
+                .map_err(|e| {
+                    err(
+                        Req::ns("patch", "networkpolicies", ns),
+                        format!("policy {policy}"),
+                        e,
+                    )
+                })?;
+            }
+            ClusterAction::DeletePolicy { namespace, name } => {
+                let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
+                api.delete(name, &DeleteParams::default())
+                    .await
+                    .map_err(|e| {
+                        err(
+                            Req::ns("delete", "networkpolicies", namespace),
+                            format!("delete policy {namespace}/{name}"),
+                            e,
+                        )
+                    })?;
+            }
+            ClusterAction::LabelPod {
+                namespace,
+                pod,
+                labels,
+            } => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+                let patch = json!({"metadata": {"labels": labels}});
+                api.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| {
+                        err(
+                            Req::ns("patch", "pods", namespace),
+                            format!("labels of pod {namespace}/{pod}"),
+                            e,
+                        )
+                    })?;
+            }
+            ClusterAction::LabelNamespace { namespace, labels } => {
+                let api: Api<Namespace> = Api::all(self.client.clone());
+                let patch = json!({"metadata": {"labels": labels}});
+                api.patch(namespace, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| {
+                        err(
+                            Req::cluster("patch", "namespaces"),
+                            format!("labels of namespace {namespace}"),
+                            e,
+                        )
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which probe pods are not the live pods that were deployed, and what happened to them.
+    fn liveness(&self) -> Result<BTreeMap<PodId, String>, InfraError> {
+        let namespaces: BTreeSet<&str> = self.pods.values().map(|d| d.namespace.as_str()).collect();
+        let ctx = self.context.clone();
+        let client = self.client.clone();
+        let now: BTreeMap<(String, String), Pod> = self.rt.block_on(async {
+            let mut now = BTreeMap::new();
+            for ns in namespaces {
+                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+                let list = client::bounded(&ctx, "a pod list", async {
+                    api.list(&ListParams::default()).await.map_err(|e| {
+                        api_error(&ctx, Req::ns("list", "pods", ns), &e, |r| {
+                            unreachable(&ctx, r)
+                        })
+                    })
+                })
+                .await?;
+                for p in list {
+                    if let Some(name) = p.metadata.name.clone() {
+                        now.insert((ns.to_owned(), name), p);
+                    }
+                }
+            }
+            Ok::<_, InfraError>(now)
+        })?;
+        Ok(self
+            .pods
+            .iter()
+            .filter_map(|(id, d)| {
+                problem(d, now.get(&(d.namespace.clone(), d.name.clone()))).map(|w| (id.clone(), w))
+            })
+            .collect())
+    }
+
+    /// The cells of `probes` whose source or target pod is in `dead`, marked as errors.
+    fn mark_not_live(
+        &self,
+        probes: &[BoundProbe],
+        obs: &mut [Observation],
+        dead: &BTreeMap<PodId, String>,
+    ) {
+        for (p, o) in probes.iter().zip(obs.iter_mut()) {
+            let target = match &p.cell.to {
+                Target::Pod(t) => Some(t),
+                _ => None,
+            };
+            let hit = std::iter::once(&p.cell.from)
+                .chain(target)
+                .find_map(|id| dead.get(id).map(|w| (id, w)));
+            if let Some((id, what)) = hit {
+                let real = self
+                    .pods
+                    .get(id)
+                    .map_or_else(|| id.to_string(), |d| format!("{}/{}", d.namespace, d.name));
+                let role = if *id == p.cell.from {
+                    "source"
+                } else {
+                    "target"
+                };
+                o.outcome = Outcome::Error(ProbeError::PodNotLive {
+                    pod: real,
+                    what: format!("({role} of this cell) {what}"),
+                });
+            }
+        }
+    }
+
+    fn probe_once(&mut self, probes: &[BoundProbe], t: ProbeTimeout) -> Vec<Observation> {
+        let (obs, execs) = self.rt.block_on(crate::exec::probe_round(
+            &self.client,
+            &self.context,
+            probes,
+            t,
+            self.opts.batch,
+            self.opts.parallelism,
+        ));
+        self.execs += execs;
+        obs
+    }
+}
+
+/// What is wrong with a deployed pod now (`None`: it is the same pod, Running and Ready, with
+/// no restart since deploy).
+pub fn problem(deployed: &DeployedPod, now: Option<&Pod>) -> Option<String> {
+    let Some(pod) = now else {
+        return Some("is gone (deleted during the run)".into());
+    };
+    if pod.metadata.uid.as_deref() != Some(deployed.uid.as_str()) {
+        return Some("was replaced by another pod of the same name (its UID changed)".into());
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Some("is being deleted".into());
+    }
+    let restarts = deploy::restarts(pod);
+    if restarts != deployed.restarts {
+        return Some(format!(
+            "restarted ({} restart(s) since it became ready)",
+            restarts - deployed.restarts
+        ));
+    }
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    if phase != "Running" {
+        return Some(format!("is not running (phase {phase})"));
+    }
+    if !deploy::is_ready(pod) {
+        return Some("is not ready (its server stopped answering its readiness check)".into());
+    }
+    None
+}
+
+impl Cluster for KubeCluster {
+    fn deploy(&mut self, plan: &DeployPlan) -> Result<Bindings, InfraError> {
+        let run = LiveRun::register(&self.context, &plan.run_id);
+        self.run = Some(Arc::clone(&run));
+        // From before the first namespace: renewed during every wait that follows.
+        self.start_heartbeat(Arc::clone(&run));
+        let client = self.client.clone();
+        let ctx = self.context.clone();
+        let opts = self.opts.clone();
+        let rt = self.rt.handle().clone();
+        let (pods, service_ips, externals) = rt.block_on(async {
+            deploy::create_namespaces(&client, &ctx, &run, plan).await?;
+            deploy::create_pods(&client, &ctx, plan, &opts.probe_image, &opts.pods).await?;
+            let pods = deploy::wait_ready(&client, &ctx, plan, opts.ready_timeout).await?;
+            let service_ips = deploy::create_services(&client, &ctx, plan, &pods).await?;
+            let mut externals = Vec::new();
+            for e in &plan.externals {
+                externals
+                    .push(external::start(&run, e, &opts.probe_image, &opts.docker_network).await?);
+            }
+            Ok::<_, InfraError>((pods, service_ips, externals))
+        })?;
+        let external_ips = plan
+            .externals
+            .iter()
+            .zip(&externals)
+            .map(|(e, ep)| (e.name.clone(), ep.ip))
+            .collect();
+        let pod_ips = pods.iter().map(|(id, d)| (id.clone(), d.ip)).collect();
+        self.pods = pods;
+        self.externals = externals;
+        Ok(Bindings {
+            namespaces: plan.names.clone(),
+            pod_ips,
+            service_ips,
+            external_ips,
+            cluster_domain: "cluster.local".into(),
+        })
+    }
+
+    fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError> {
+        if crate::live::interrupted() {
+            return Err(InfraError::Interrupted);
+        }
+        self.rt.block_on(async {
+            for a in actions {
+                self.apply_one(a).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn probe(
+        &mut self,
+        probes: &[BoundProbe],
+        timeout: ProbeTimeout,
+    ) -> Result<Vec<Observation>, InfraError> {
+        if crate::live::interrupted() {
+            return Err(InfraError::Interrupted);
+        }
+        let before = self.liveness()?;
+        let mut obs = self.probe_once(probes, timeout);
+        // A lost answer is not a lost connection: once more, at once.
+        let lost: Vec<usize> = obs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(&o.outcome, Outcome::Error(e) if e.is_lost()))
+            .map(|(i, _)| i)
+            .collect();
+        if !lost.is_empty() {
+            let again: Vec<BoundProbe> = lost.iter().map(|&i| probes[i].clone()).collect();
+            for (&i, o) in lost.iter().zip(self.probe_once(&again, timeout)) {
+                obs[i] = o;
+            }
+        }
+        if let Some(Outcome::Error(ProbeError::Forbidden { what, detail })) = obs
+            .iter()
+            .map(|o| &o.outcome)
+            .find(|o| matches!(o, Outcome::Error(ProbeError::Forbidden { .. })))
+        {
+            let namespace = what.rsplit_once(' ').map(|(_, n)| n.to_owned());
+            return Err(InfraError::Forbidden {
+                verb: "create".into(),
+                resource: "pods/exec".into(),
+                namespace,
+                detail: detail.clone(),
+            });
+        }
+        let mut dead = self.liveness()?;
+        for (id, w) in before {
+            dead.entry(id).or_insert(w);
+        }
+        if !dead.is_empty() {
+            self.mark_not_live(probes, &mut obs, &dead);
+        }
+        Ok(obs)
+    }
+
+    fn keep(&mut self) -> Result<(), InfraError> {
+        self.stop_heartbeat();
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        run.finish();
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let patch = json!({"metadata": {"labels": {KEPT_LABEL: "true"}, "annotations": {HEARTBEAT_ANNOTATION: now_secs().to_string()}}});
+        let ctx = self.context.clone();
+        self.rt.block_on(async {
+            for n in run.namespaces() {
+                api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| {
+                        api_error(&ctx, Req::cluster("patch", "namespaces"), &e, |r| {
+                            InfraError::Teardown(format!("cannot mark namespace {n} kept: {r}"))
+                        })
+                    })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn teardown(&mut self) -> Result<(), InfraError> {
+        self.stop_heartbeat();
+        let mut errors = Vec::new();
+        let externals = std::mem::take(&mut self.externals);
+        let run = self.run.take();
+        let names = run.as_ref().map(|r| r.namespaces()).unwrap_or_default();
+        let client = self.client.clone();
+        self.rt.block_on(async {
+            for e in externals {
+                if let Err(err) = e.remove().await {
+                    errors.push(err);
+                }
+            }
+            if let Err(e) = delete_namespaces(client, &names).await {
+                errors.push(e);
+            }
+        });
+        if let Some(r) = run {
+            r.finish();
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(InfraError::Teardown(errors.join("; ")))
+        }
+    }
+}
+
+impl Drop for KubeCluster {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+    }
+}
+
+/// Deletes namespaces and waits until each is gone or terminating.
+///
+/// # Errors
+/// What could not be deleted.
+pub async fn delete_namespaces(client: Client, names: &[String]) -> Result<(), String> {
+    let api: Api<Namespace> = Api::all(client);
+    let mut errors = Vec::new();
+    for n in names {
+        match api.delete(n, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => errors.push(format!("namespace {n}: {e}")),
+        }
+    }
+    // Terminating counts as gone.
+    for n in names {
+        match api.get_opt(n).await {
+            Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_none() => {
+                errors.push(format!("namespace {n} is still there"))
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("namespace {n}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn deployed() -> DeployedPod {
+        DeployedPod {
+            namespace: "x-1".into(),
+            name: "a".into(),
+            uid: "u1".into(),
+            restarts: 0,
+            ip: IpAddr::V4(Ipv4Addr::new(10, 244, 0, 5)),
+            node: "n".into(),
+        }
+    }
+
+    fn pod(uid: &str, phase: &str, ready: bool, restarts: i32) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "a", "namespace": "x-1", "uid": uid},
+            "status": {
+                "phase": phase,
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": [{"name": "probe", "image": "i", "imageID": "", "ready": ready, "restartCount": restarts}]
+            }
+        }))
+        .expect("a pod")
+    }
+
+    /// Every way a probe pod can stop being the pod that was deployed is a problem; the same
+    /// pod, Running and Ready, is not.
+    #[test]
+    fn liveness_problems() {
+        let d = deployed();
+        assert_eq!(problem(&d, Some(&pod("u1", "Running", true, 0))), None);
+        let cases = [
+            (None, "is gone"),
+            (Some(pod("u2", "Running", true, 0)), "UID changed"),
+            (Some(pod("u1", "Running", true, 1)), "restarted"),
+            (Some(pod("u1", "Failed", false, 0)), "not running"),
+            (Some(pod("u1", "Running", false, 0)), "not ready"),
+        ];
+        for (now, want) in cases {
+            let got = problem(&d, now.as_ref()).unwrap_or_default();
+            assert!(got.contains(want), "{got:?} should say {want:?}");
+        }
+    }
+}
