@@ -622,25 +622,27 @@ pub fn ensure(scope: Scope, perm: host::DockerPermission) -> Result<Built> {
     })
 }
 
-/// Seconds a step took on this project's 2-core machines in a cold build (2026-12-01, a fresh
-/// machine; see README "Cost"), used for the estimate when this machine has no timing of its own.
+/// Seconds a step took on this project's 2-core machines in a cold build: the fresh-machine run
+/// of 2026-12-01 (`cargo xtask run` on a machine without Docker or kit, load average 3-10 from
+/// other work; 27m52s for the kit in all). Used for the estimate when this machine has no
+/// timing of its own (`<kit>/timings.json`).
 fn typical_seconds(step: &str) -> u64 {
     match step {
-        "host-packages" => 60,
-        "kind" => 60,
-        "kubernetes" => 1200,
-        "etcd" => 150,
-        "coredns" => 240,
-        "crictl" => 60,
-        "cni-plugins" => 60,
-        "kube-router" => 330,
-        "netbase-image" => 60,
-        "kube-router-image" => 10,
-        "component-images" => 60,
-        "base-image" => 210,
-        "node-image" => 120,
-        "probe-base" => 60,
-        "probe-binary" => 300,
+        "host-packages" => 15,
+        "kind" => 31,
+        "kubernetes" => 518,
+        "etcd" => 45,
+        "coredns" => 136,
+        "crictl" => 74,
+        "cni-plugins" => 13,
+        "kube-router" => 205,
+        "netbase-image" => 36,
+        "kube-router-image" => 2,
+        "component-images" => 7,
+        "base-image" => 119,
+        "node-image" => 29,
+        "probe-base" => 92,
+        "probe-binary" => 361,
         _ => 60,
     }
 }

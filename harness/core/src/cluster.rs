@@ -89,15 +89,19 @@ pub enum InfraError {
     Bind(#[from] BindError),
 }
 
-/// A namespace to create.
+/// A namespace the run needs: created by it, or given to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlannedNamespace {
     /// Logical name.
     pub logical: String,
     /// Real name.
     pub real: String,
-    /// Labels to set.
+    /// Labels to set (for a given namespace: the labels it must already carry).
     pub labels: BTreeMap<String, String>,
+    /// Given to the run (`--namespace logical=real`): it exists, is never created, relabelled
+    /// or deleted; the run deletes only what it created inside.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub given: bool,
 }
 
 /// A probe pod to create.
@@ -136,7 +140,18 @@ impl DeployPlan {
     /// Plans a scenario's deployment. `run_id` labels everything the run creates (also with
     /// verbatim names, where it is not part of the names).
     pub fn new(s: &Scenario, naming: &Naming, run_id: &str) -> DeployPlan {
-        let names = s.namespace_map(naming);
+        Self::with_given(s, naming, run_id, &BTreeMap::new())
+    }
+
+    /// [`DeployPlan::new`], with logical namespaces mapped onto namespaces given to the run
+    /// (`logical -> real`), which exist already and are never created or deleted.
+    pub fn with_given(
+        s: &Scenario,
+        naming: &Naming,
+        run_id: &str,
+        given: &BTreeMap<String, String>,
+    ) -> DeployPlan {
+        let names = s.namespace_map(naming).with_given(given);
         let real = |l: &str| names.real(l).unwrap_or(l).to_owned();
         let services = s.pods_needing_service();
         DeployPlan {
@@ -150,6 +165,7 @@ impl DeployPlan {
                     logical: n.name.clone(),
                     real: real(&n.name),
                     labels: n.labels.clone(),
+                    given: given.contains_key(&n.name),
                 })
                 .collect(),
             pods: s

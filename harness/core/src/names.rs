@@ -221,6 +221,17 @@ impl NamespaceMap {
         NamespaceMap { map }
     }
 
+    /// Maps the logical namespaces in `given` onto the real names given to the run instead.
+    #[must_use]
+    pub fn with_given(mut self, given: &BTreeMap<String, String>) -> Self {
+        for (l, r) in given {
+            if self.map.contains_key(l) {
+                self.map.insert(l.clone(), r.clone());
+            }
+        }
+        self
+    }
+
     /// The real name of a logical namespace, if the map knows it.
     pub fn real(&self, logical: &str) -> Option<&str> {
         self.map.get(logical).map(String::as_str)

@@ -216,6 +216,12 @@ pub async fn create_namespaces(
     let api: Api<Namespace> = Api::all(client.clone());
     for ns in &plan.namespaces {
         let what = format!("namespace {}", ns.real);
+        if ns.given {
+            check_given(&api, context, ns).await?;
+            let _call = run.begin(Kind::Record, &ns.real)?;
+            crate::record::create(client, context, &ns.real, &plan.run_id, &plan.scenario).await?;
+            continue;
+        }
         let existing = api.get_opt(&ns.real).await.map_err(|e| {
             api_error(context, Req::cluster("get", "namespaces"), &e, |r| {
                 unreachable(context, r)
@@ -255,6 +261,73 @@ pub async fn create_namespaces(
             })?;
     }
     Ok(())
+}
+
+/// A namespace given to the run must exist and already carry the labels the scenario declares
+/// for it (netreach never relabels what it was given). Without permission to read namespaces
+/// (a Role-only user), the labels cannot be checked: that is said, not guessed.
+async fn check_given(
+    api: &Api<Namespace>,
+    context: &str,
+    ns: &netreach_core::cluster::PlannedNamespace,
+) -> Result<(), InfraError> {
+    let what = format!("namespace {} (given for `{}`)", ns.real, ns.logical);
+    match api.get_opt(&ns.real).await {
+        Ok(Some(found)) => {
+            let have = found.metadata.labels.unwrap_or_default();
+            let wrong: Vec<String> = ns
+                .labels
+                .iter()
+                .filter(|(k, v)| have.get(*k) != Some(*v))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={v} (it has {})",
+                        have.get(k).map_or("no such label".to_owned(), |h| format!("{k}={h}"))
+                    )
+                })
+                .collect();
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(InfraError::Deploy {
+                    what,
+                    reason: format!(
+                        "the scenario declares labels it does not carry: {}; netreach never relabels a                          namespace it was given: label it, or change the scenario",
+                        wrong.join(", ")
+                    ),
+                })
+            }
+        }
+        Ok(None) => Err(InfraError::Deploy {
+            what,
+            reason: "it does not exist; --namespace maps a scenario namespace onto an existing one and                      never creates it"
+                .into(),
+        }),
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            eprintln!(
+                "netreach: note: cannot read namespace {} (no `get namespaces` permission): its labels are                  taken to be as the scenario declares them",
+                ns.real
+            );
+            Ok(())
+        }
+        Err(e) => Err(api_error(context, Req::cluster("get", "namespaces"), &e, |r| {
+            unreachable(context, r)
+        })),
+    }
+}
+
+/// What the plan creates in a namespace the run does not own, for its run record.
+pub fn planned_in(plan: &DeployPlan, namespace: &str) -> Vec<(crate::record::ObjKind, String)> {
+    use crate::record::ObjKind;
+    let mut out = Vec::new();
+    for p in plan.pods.iter().filter(|p| p.namespace == namespace) {
+        out.push((ObjKind::Pod, p.id.name.clone()));
+        if p.service {
+            out.push((ObjKind::Service, p.id.name.clone()));
+            out.push((ObjKind::EndpointSlice, format!("{}-netreach", p.id.name)));
+        }
+    }
+    out
 }
 
 /// Creates the probe pods.

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams};
 
 use netreach_core::cluster::InfraError;
@@ -32,6 +32,9 @@ pub struct GcOptions {
     pub kept_older_than: Option<Duration>,
     /// Only say what would be deleted.
     pub dry_run: bool,
+    /// Look for run records only in these namespaces (for users without cluster-wide list
+    /// permissions, e.g. who run in namespaces they were given); empty: everywhere.
+    pub namespaces: Vec<String>,
 }
 
 /// What gc found and did.
@@ -47,7 +50,9 @@ pub struct GcReport {
     pub live: Vec<String>,
     /// Why containers were not looked at (no Docker here), if so.
     pub docker: Option<String>,
-    /// Containers that could not be removed.
+    /// Run records undone (namespace), in namespaces the runs did not own.
+    pub records: Vec<String>,
+    /// What could not be removed or undone.
     pub errors: Vec<String>,
 }
 
@@ -66,8 +71,32 @@ pub struct RunNamespace {
     pub terminating: bool,
 }
 
-/// The decision, pure: which namespaces and containers go, at time `now`.
+/// The decision, pure: which namespaces, containers and run records go, at time `now`. Run
+/// records (in namespaces a run did not own) count as the run's namespaces for liveness; the
+/// record's name is its namespace.
 pub fn decide(
+    namespaces: &[RunNamespace],
+    records: &[RunNamespace],
+    containers: &[Labelled],
+    o: &GcOptions,
+    now: u64,
+) -> GcReport {
+    let all: Vec<RunNamespace> = namespaces.iter().chain(records).cloned().collect();
+    let mut r = decide_namespaces(&all, containers, o, now);
+    let is_record = |n: &String| records.iter().any(|x| &x.name == n);
+    r.records = r
+        .namespaces
+        .iter()
+        .filter(|n| is_record(n))
+        .cloned()
+        .collect();
+    r.namespaces.retain(|n| !is_record(n));
+    r.live.retain(|n| !is_record(n));
+    r.kept.retain(|n| !is_record(n));
+    r
+}
+
+fn decide_namespaces(
     namespaces: &[RunNamespace],
     containers: &[Labelled],
     o: &GcOptions,
@@ -147,40 +176,64 @@ pub fn gc(context: &str, o: &GcOptions) -> Result<GcReport, InfraError> {
     let rt = small_runtime(context)?;
     rt.block_on(async {
         let client = client_for(context).await?;
-        let api: Api<Namespace> = Api::all(client.clone());
-        let list = api
-            .list(&ListParams::default().labels(RUN_LABEL))
-            .await
-            .map_err(|e| {
+        let lp = ListParams::default().labels(RUN_LABEL);
+        let namespaces: Vec<RunNamespace> = if o.namespaces.is_empty() {
+            let api: Api<Namespace> = Api::all(client.clone());
+            let list = api.list(&lp).await.map_err(|e| {
                 api_error(context, Req::cluster("list", "namespaces"), &e, |r| {
                     unreachable(context, r)
                 })
             })?;
-        let namespaces: Vec<RunNamespace> = list
-            .into_iter()
-            .filter_map(|ns| {
-                let labels = ns.metadata.labels.clone().unwrap_or_default();
-                Some(RunNamespace {
-                    name: ns.metadata.name.clone()?,
-                    run_id: labels.get(RUN_LABEL).cloned().unwrap_or_default(),
-                    heartbeat: ns
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(HEARTBEAT_ANNOTATION))
-                        .and_then(|b| b.parse::<u64>().ok()),
-                    kept: labels.get(KEPT_LABEL).is_some_and(|v| v == "true"),
-                    terminating: ns.metadata.deletion_timestamp.is_some(),
+            list.into_iter()
+                .filter_map(|ns| as_run(&ns.metadata, ns.metadata.name.clone()?))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut record_cms: Vec<ConfigMap> = Vec::new();
+        if o.namespaces.is_empty() {
+            let api: Api<ConfigMap> = Api::all(client.clone());
+            record_cms.extend(api.list(&lp).await.map_err(|e| {
+                api_error(context, Req::cluster("list", "configmaps"), &e, |r| {
+                    unreachable(context, r)
                 })
+            })?);
+        } else {
+            for ns in &o.namespaces {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+                record_cms.extend(api.list(&lp).await.map_err(|e| {
+                    api_error(context, Req::ns("list", "configmaps", ns), &e, |r| {
+                        unreachable(context, r)
+                    })
+                })?);
+            }
+        }
+        let records: Vec<RunNamespace> = record_cms
+            .iter()
+            .filter(|cm| {
+                cm.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("netreach-run-"))
             })
+            .filter_map(|cm| as_run(&cm.metadata, cm.metadata.namespace.clone()?))
             .collect();
         let (containers, docker) = match external::list(None).await {
             Ok(c) => (c, None),
             Err(e) => (Vec::new(), Some(e)),
         };
-        let mut report = decide(&namespaces, &containers, o, now_secs());
+        let mut report = decide(&namespaces, &records, &containers, o, now_secs());
         report.docker = docker;
         if !o.dry_run {
+            for ns in &report.records {
+                let run_id = records
+                    .iter()
+                    .find(|r| &r.name == ns)
+                    .map(|r| r.run_id.clone())
+                    .unwrap_or_default();
+                let u = crate::record::undo(&client, ns, &run_id).await;
+                report.errors.extend(u.failed);
+            }
             delete_namespaces(client, &report.namespaces)
                 .await
                 .map_err(InfraError::Teardown)?;
@@ -191,6 +244,25 @@ pub fn gc(context: &str, o: &GcOptions) -> Result<GcReport, InfraError> {
             }
         }
         Ok(report)
+    })
+}
+
+/// A namespace or run record as gc judges it, from its metadata.
+fn as_run(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    name: String,
+) -> Option<RunNamespace> {
+    let labels = m.labels.clone().unwrap_or_default();
+    Some(RunNamespace {
+        name,
+        run_id: labels.get(RUN_LABEL).cloned()?,
+        heartbeat: m
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(HEARTBEAT_ANNOTATION))
+            .and_then(|b| b.parse::<u64>().ok()),
+        kept: labels.get(KEPT_LABEL).is_some_and(|v| v == "true"),
+        terminating: m.deletion_timestamp.is_some(),
     })
 }
 
@@ -245,7 +317,22 @@ mod tests {
             kept: false,
             kept_older_than: None,
             dry_run: true,
+            namespaces: Vec::new(),
         }
+    }
+
+    /// A run record in a given namespace goes with its run, and is reported as a record.
+    #[test]
+    fn records_of_dead_runs_are_undone_and_live_ones_kept() {
+        let records = [
+            ns("team-a", "dead", 400, false),
+            ns("team-b", "live", 5, false),
+        ];
+        let nss = [ns("x-live", "live", 5, false)];
+        let r = decide(&nss, &records, &[], &opts(), NOW);
+        assert_eq!(r.records, ["team-a"]);
+        assert!(r.namespaces.is_empty(), "{r:?}");
+        assert_eq!(r.live, ["x-live"]);
     }
 
     #[test]
@@ -263,7 +350,7 @@ mod tests {
             container("ext-orphan-old", "orphan", 301),
             container("ext-orphan-new", "orphan2", 10),
         ];
-        let r = decide(&nss, &cs, &opts(), NOW);
+        let r = decide(&nss, &[], &cs, &opts(), NOW);
         assert_eq!(r.namespaces, ["a-dead"]);
         assert_eq!(r.live, ["a-live", "b-live"]);
         assert_eq!(r.kept, ["a-kept"]);
@@ -278,18 +365,18 @@ mod tests {
             kept: true,
             ..opts()
         };
-        let r = decide(&nss, &cs, &all, NOW);
+        let r = decide(&nss, &[], &cs, &all, NOW);
         assert_eq!((r.namespaces.len(), r.containers.len()), (1, 1));
         let young = GcOptions {
             kept_older_than: Some(Duration::from_secs(6000)),
             ..opts()
         };
-        assert!(decide(&nss, &cs, &young, NOW).namespaces.is_empty());
+        assert!(decide(&nss, &[], &cs, &young, NOW).namespaces.is_empty());
         let old = GcOptions {
             kept_older_than: Some(Duration::from_secs(4000)),
             ..opts()
         };
-        assert_eq!(decide(&nss, &cs, &old, NOW).namespaces, ["a-kept"]);
+        assert_eq!(decide(&nss, &[], &cs, &old, NOW).namespaces, ["a-kept"]);
     }
 
     /// A run waiting for pods that never schedule keeps renewing its heartbeat: never stale.
@@ -297,7 +384,7 @@ mod tests {
     fn a_namespace_without_heartbeat_is_not_ours_to_judge() {
         let mut n = ns("foreign", "x", 0, false);
         n.heartbeat = None;
-        let r = decide(&[n], &[], &opts(), NOW);
+        let r = decide(&[n], &[], &[], &opts(), NOW);
         assert!(r.namespaces.is_empty() && r.live.is_empty());
     }
 }

@@ -11,16 +11,22 @@
 //! - [`external`]: external endpoints as containers on kind's Docker network (testcontainers);
 //! - [`live`]: what this process's runs are creating, recorded before each create call, so
 //!   an interrupt at any instant cleans up everything (and by run label, not by snapshot);
+//! - [`record`]: the run record, a ConfigMap in each namespace the run does not own (given to
+//!   it, or existing): what it created and what it changed there, written before the call, so
+//!   teardown, Ctrl-C and gc can all undo it exactly;
 //! - [`session`]: [`KubeCluster`], the `Cluster` implementation: heartbeat from the first
 //!   namespace on, liveness of every probe pod before and after each round, teardown;
 //! - [`gc`]: what crashed or interrupted runs left behind, namespaces and containers.
 
 pub mod client;
 pub mod deploy;
+pub mod doctor;
 pub mod exec;
 pub mod external;
 pub mod gc;
 pub mod live;
+pub mod rbac;
+pub mod record;
 pub mod session;
 
 use std::time::Duration;

@@ -39,6 +39,8 @@ pub fn interrupted() -> bool {
 struct State {
     namespaces: BTreeSet<String>,
     containers: BTreeSet<String>,
+    /// Namespaces the run does not own that hold its run record.
+    records: BTreeSet<String>,
     in_flight: usize,
     /// Torn down (or kept): nothing of it is cleaned up on interrupt.
     finished: bool,
@@ -61,6 +63,8 @@ pub enum Kind {
     Namespace,
     /// A Docker container (an external endpoint).
     Container,
+    /// The run record in a namespace the run does not own (the namespace's name).
+    Record,
 }
 
 /// A create in flight; dropping it ends the call.
@@ -107,6 +111,7 @@ impl LiveRun {
         match kind {
             Kind::Namespace => st.namespaces.insert(name.to_owned()),
             Kind::Container => st.containers.insert(name.to_owned()),
+            Kind::Record => st.records.insert(name.to_owned()),
         };
         st.in_flight += 1;
         Ok(InFlight(self))
@@ -115,6 +120,11 @@ impl LiveRun {
     /// The namespaces recorded so far (created or being created).
     pub fn namespaces(&self) -> Vec<String> {
         self.lock().namespaces.iter().cloned().collect()
+    }
+
+    /// The namespaces holding the run's record (not owned by it).
+    pub fn records(&self) -> Vec<String> {
+        self.lock().records.iter().cloned().collect()
     }
 
     /// The run ended (torn down, or kept on purpose): an interrupt leaves it alone.
@@ -149,9 +159,14 @@ pub fn cleanup_live(deadline: Duration) -> CleanupReport {
         std::thread::sleep(Duration::from_millis(50));
     }
     for run in runs {
-        let (namespaces, containers, in_flight) = {
+        let (namespaces, containers, records, in_flight) = {
             let st = run.lock();
-            (st.namespaces.clone(), st.containers.clone(), st.in_flight)
+            (
+                st.namespaces.clone(),
+                st.containers.clone(),
+                st.records.clone(),
+                st.in_flight,
+            )
         };
         if in_flight > 0 {
             report.left.push(format!(
@@ -164,6 +179,17 @@ pub fn cleanup_live(deadline: Duration) -> CleanupReport {
                 Ok(name) => report.deleted.push(format!("container {name}")),
                 Err(e) => report.left.push(e),
             }
+        }
+        match undo_records(&run.context, &run.run_id, &records, end) {
+            Ok(u) => {
+                report.deleted.extend(u.done);
+                report.left.extend(u.failed);
+            }
+            Err(e) => report.left.push(format!(
+                "run records of run {} in {}: {e}",
+                run.run_id,
+                records.iter().cloned().collect::<Vec<_>>().join(", ")
+            )),
         }
         match delete_run_namespaces(&run.context, &run.run_id, &namespaces, end) {
             Ok((deleted, left)) => {
@@ -183,6 +209,33 @@ pub fn cleanup_live(deadline: Duration) -> CleanupReport {
         }
     }
     report
+}
+
+/// Undoes the run's records in namespaces it does not own, within the deadline.
+fn undo_records(
+    context: &str,
+    run_id: &str,
+    namespaces: &BTreeSet<String>,
+    end: Instant,
+) -> Result<crate::record::Undone, String> {
+    if namespaces.is_empty() {
+        return Ok(crate::record::Undone::default());
+    }
+    let rt = small_runtime(context).map_err(|e| e.to_string())?;
+    let work = async {
+        let client = client_for(context).await.map_err(|e| e.to_string())?;
+        let mut all = crate::record::Undone::default();
+        for ns in namespaces {
+            let u = crate::record::undo(&client, ns, run_id).await;
+            all.done.extend(u.done);
+            all.failed.extend(u.failed);
+        }
+        Ok::<_, String>(all)
+    };
+    match rt.block_on(async { tokio::time::timeout(remaining(end), work).await }) {
+        Ok(r) => r,
+        Err(_) => Err("the cleanup deadline passed before the API server answered".into()),
+    }
 }
 
 fn remaining(end: Instant) -> Duration {

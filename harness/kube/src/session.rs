@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -33,6 +33,7 @@ use crate::client::{self, Req, api_error, unreachable};
 use crate::deploy::{self, DeployedPod};
 use crate::external::{self, Endpoint};
 use crate::live::LiveRun;
+use crate::record::{ObjKind, Record, record_name};
 use crate::{HEARTBEAT_ANNOTATION, HEARTBEAT_EVERY, KEPT_LABEL, KubeOptions, now_secs};
 
 /// Field manager for server-side apply.
@@ -48,6 +49,8 @@ pub struct KubeCluster {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     pods: BTreeMap<PodId, DeployedPod>,
     externals: Vec<Endpoint>,
+    /// Run records, by namespace the run does not own (given to it).
+    records: BTreeMap<String, Record>,
     execs: usize,
 }
 
@@ -87,6 +90,7 @@ impl KubeCluster {
             heartbeat: None,
             pods: BTreeMap::new(),
             externals: Vec::new(),
+            records: BTreeMap::new(),
             execs: 0,
         })
     }
@@ -110,7 +114,7 @@ impl KubeCluster {
     fn start_heartbeat(&mut self, run: Arc<LiveRun>) {
         let client = self.client.clone();
         self.heartbeat = Some(self.rt.spawn(async move {
-            let api: Api<Namespace> = Api::all(client);
+            let api: Api<Namespace> = Api::all(client.clone());
             loop {
                 tokio::time::sleep(HEARTBEAT_EVERY).await;
                 let patch = json!({"metadata": {"annotations": {HEARTBEAT_ANNOTATION: now_secs().to_string()}}});
@@ -119,6 +123,18 @@ impl KubeCluster {
                     let _ = tokio::time::timeout(
                         client::CALL_TIMEOUT,
                         api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch)),
+                    )
+                    .await;
+                }
+                for n in run.records() {
+                    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
+                    let _ = tokio::time::timeout(
+                        client::CALL_TIMEOUT,
+                        cms.patch(
+                            &record_name(&run.run_id),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        ),
                     )
                     .await;
                 }
@@ -201,6 +217,60 @@ impl KubeCluster {
                     })?;
             }
         }
+        Ok(())
+    }
+
+    /// Before a step applies a policy in a namespace the run does not own: the policy must be
+    /// the run's own (created by it, so recorded first) — never someone else's.
+    fn announce_policy(&mut self, namespace: &str, name: &str) -> Result<(), InfraError> {
+        let Some(record) = self.records.get(namespace) else {
+            return Ok(());
+        };
+        if record
+            .created
+            .iter()
+            .any(|(k, n)| *k == ObjKind::NetworkPolicy && n == name)
+        {
+            return Ok(());
+        }
+        let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
+        let ctx = self.context.clone();
+        let exists = self
+            .rt
+            .block_on(api.get_opt(name))
+            .map_err(|e| {
+                api_error(
+                    &ctx,
+                    Req::ns("get", "networkpolicies", namespace),
+                    &e,
+                    |r| unreachable(&ctx, r),
+                )
+            })?
+            .is_some();
+        if exists {
+            return Err(InfraError::Apply {
+                what: format!("policy {namespace}/{name}"),
+                reason: "a NetworkPolicy of that name exists in this namespace and netreach did not create                          it; netreach never changes what it did not create (rename the scenario's policy)"
+                    .into(),
+            });
+        }
+        let mut record = record.clone();
+        record
+            .created
+            .push((ObjKind::NetworkPolicy, name.to_owned()));
+        let run_id = self
+            .run
+            .as_ref()
+            .map(|r| r.run_id.clone())
+            .unwrap_or_default();
+        self.rt.block_on(crate::record::write(
+            &self.client,
+            &ctx,
+            namespace,
+            &run_id,
+            &record,
+        ))?;
+        self.records.insert(namespace.to_owned(), record);
         Ok(())
     }
 
@@ -328,8 +398,31 @@ impl Cluster for KubeCluster {
         let ctx = self.context.clone();
         let opts = self.opts.clone();
         let rt = self.rt.handle().clone();
+        let given: Vec<String> = plan
+            .namespaces
+            .iter()
+            .filter(|n| n.given)
+            .map(|n| n.real.clone())
+            .collect();
+        let records: BTreeMap<String, Record> = given
+            .iter()
+            .map(|ns| {
+                (
+                    ns.clone(),
+                    Record {
+                        created: deploy::planned_in(plan, ns),
+                        ..Record::default()
+                    },
+                )
+            })
+            .collect();
+        self.records = records.clone();
         let (pods, service_ips, externals) = rt.block_on(async {
             deploy::create_namespaces(&client, &ctx, &run, plan).await?;
+            // Everything the plan creates in namespaces the run does not own is recorded first.
+            for (ns, r) in &records {
+                crate::record::write(&client, &ctx, ns, &plan.run_id, r).await?;
+            }
             deploy::create_pods(&client, &ctx, plan, &opts.probe_image, &opts.pods).await?;
             let pods = deploy::wait_ready(&client, &ctx, plan, opts.ready_timeout).await?;
             let service_ips = deploy::create_services(&client, &ctx, plan, &pods).await?;
@@ -362,12 +455,17 @@ impl Cluster for KubeCluster {
         if crate::live::interrupted() {
             return Err(InfraError::Interrupted);
         }
-        self.rt.block_on(async {
-            for a in actions {
-                self.apply_one(a).await?;
+        for a in actions {
+            if let ClusterAction::ApplyPolicy { manifest, .. } = a {
+                let ns = manifest["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default();
+                let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+                self.announce_policy(ns, name)?;
             }
-            Ok(())
-        })
+            self.rt.block_on(self.apply_one(a))?;
+        }
+        Ok(())
     }
 
     fn probe(
@@ -425,6 +523,7 @@ impl Cluster for KubeCluster {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let patch = json!({"metadata": {"labels": {KEPT_LABEL: "true"}, "annotations": {HEARTBEAT_ANNOTATION: now_secs().to_string()}}});
         let ctx = self.context.clone();
+        let client = self.client.clone();
         self.rt.block_on(async {
             for n in run.namespaces() {
                 api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
@@ -434,6 +533,20 @@ impl Cluster for KubeCluster {
                             InfraError::Teardown(format!("cannot mark namespace {n} kept: {r}"))
                         })
                     })?;
+            }
+            for n in run.records() {
+                let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
+                cms.patch(
+                    &record_name(&run.run_id),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(|e| {
+                    api_error(&ctx, Req::ns("patch", "configmaps", &n), &e, |r| {
+                        InfraError::Teardown(format!("cannot mark the run record in {n} kept: {r}"))
+                    })
+                })?;
             }
             Ok(())
         })
@@ -446,11 +559,17 @@ impl Cluster for KubeCluster {
         let run = self.run.take();
         let names = run.as_ref().map(|r| r.namespaces()).unwrap_or_default();
         let client = self.client.clone();
+        let records: Vec<String> = std::mem::take(&mut self.records).into_keys().collect();
+        let run_id = run.as_ref().map(|r| r.run_id.clone()).unwrap_or_default();
         self.rt.block_on(async {
             for e in externals {
                 if let Err(err) = e.remove().await {
                     errors.push(err);
                 }
+            }
+            for ns in &records {
+                let u = crate::record::undo(&client, ns, &run_id).await;
+                errors.extend(u.failed);
             }
             if let Err(e) = delete_namespaces(client, &names).await {
                 errors.push(e);

@@ -96,6 +96,11 @@ enum Command {
     },
     /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
     Gc(netreach::cli::gc::GcArgs),
+    /// Check a cluster before trusting it: API, permissions, PodSecurity, the probe image, DNS,
+    /// and whether NetworkPolicy is enforced at all.
+    Doctor(netreach::cli::doctor::DoctorArgs),
+    /// Print the RBAC manifests netreach needs (own namespaces, given namespaces, audit).
+    Rbac(netreach::cli::doctor::RbacArgs),
     /// Print the JSON Schema of the scenario format.
     Schema,
     /// Serve TCP/UDP ports as a probe target (runs inside probe pods).
@@ -147,6 +152,8 @@ fn main() -> ExitCode {
             json,
         ),
         Command::Gc(args) => netreach::cli::gc::main(&args),
+        Command::Doctor(args) => netreach::cli::doctor::main(&args),
+        Command::Rbac(args) => netreach::cli::doctor::rbac_main(&args),
         Command::Bench {
             context,
             sizes,

@@ -5,6 +5,12 @@
 //! something"; UDP datagrams are answered with the same line, so a prober can tell "reached" from
 //! "nothing answered" (`nc -u -z` cannot). Writes a ready file only once every port is bound, and
 //! exits cleanly on SIGTERM/SIGINT. Plain threads, no async runtime.
+//!
+//! The server checks itself every second ([`health_check`]: each TCP port must answer its line
+//! over loopback, each UDP port its datagram); after two failures in a row the ready file is
+//! removed, so the pod turns not-Ready and netreach's liveness check makes every cell to it an
+//! error instead of a "blocked" that a dead server would look like. (Loopback inside the pod is
+//! never subject to NetworkPolicy.)
 
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -155,6 +161,8 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), ServeError> {
     }
     if let Some(f) = &cfg.ready_file {
         write_ready(f, cfg)?;
+        let (f, c) = (f.clone(), cfg.clone());
+        std::thread::spawn(move || watchdog(&f, &c));
     }
     eprintln!(
         "netreach serve: {} listening on {}",
@@ -172,6 +180,72 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), ServeError> {
     }
     eprintln!("netreach serve: stopping on signal {}", sig.unwrap_or(0));
     Ok(())
+}
+
+/// Checks that every port answers as a probe would: a TCP connection gets the answer line, a UDP
+/// datagram gets it back.
+///
+/// # Errors
+/// The first port that did not answer, and how.
+pub fn health_check(cfg: &ServeConfig, timeout: Duration) -> Result<(), String> {
+    for &p in &cfg.ports {
+        let want = answer_line(&cfg.identity, p);
+        let local = SocketAddr::from(([127, 0, 0, 1], p.port));
+        match p.protocol {
+            Protocol::Tcp => {
+                let mut s = TcpStream::connect_timeout(&local, timeout)
+                    .map_err(|e| format!("{p}: cannot connect over loopback: {e}"))?;
+                let _ = s.set_read_timeout(Some(timeout));
+                let _ = s.set_write_timeout(Some(timeout));
+                s.write_all(b"HEAD / HTTP/1.0\r\n\r\n")
+                    .map_err(|e| format!("{p}: {e}"))?;
+                let mut got = String::new();
+                let _ = s.read_to_string(&mut got);
+                if !got.starts_with("HTTP/1.1 200") {
+                    return Err(format!("{p}: no answer over loopback"));
+                }
+            }
+            Protocol::Udp => {
+                let u = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("{p}: {e}"))?;
+                let _ = u.set_read_timeout(Some(timeout));
+                u.send_to(b"health", local)
+                    .map_err(|e| format!("{p}: {e}"))?;
+                let mut buf = [0u8; 512];
+                let n = u
+                    .recv(&mut buf)
+                    .map_err(|e| format!("{p}: no answer over loopback ({e})"))?;
+                if buf[..n] != *want.as_bytes() {
+                    return Err(format!("{p}: a wrong answer over loopback"));
+                }
+            }
+            Protocol::Sctp => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every second: if two health checks in a row fail, the ready file goes (and comes back when
+/// the server answers again).
+fn watchdog(ready: &Path, cfg: &ServeConfig) {
+    let mut failures = 0;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        match health_check(cfg, Duration::from_millis(800)) {
+            Ok(()) => {
+                if failures >= 2 && write_ready(ready, cfg).is_ok() {
+                    eprintln!("netreach serve: answering again; ready");
+                }
+                failures = 0;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 2 {
+                    let _ = std::fs::remove_file(ready);
+                    eprintln!("netreach serve: health check failed twice ({e}); not ready");
+                }
+            }
+        }
+    }
 }
 
 fn write_ready(f: &Path, cfg: &ServeConfig) -> Result<(), ServeError> {
@@ -252,6 +326,37 @@ mod tests {
             std::str::from_utf8(&buf[..n]).expect("utf8"),
             format!("netreach x/a {port}/udp\n")
         );
+        // Its own health check passes while it serves.
+        let cfg = ServeConfig {
+            identity: "x/a".into(),
+            ports: vec![
+                PortProto {
+                    port,
+                    protocol: Protocol::Tcp,
+                },
+                PortProto {
+                    port,
+                    protocol: Protocol::Udp,
+                },
+            ],
+            ready_file: None,
+        };
+        health_check(&cfg, Duration::from_secs(1)).expect("healthy");
+    }
+
+    /// A port nothing answers on fails the health check (what removes the ready file).
+    #[test]
+    fn the_health_check_fails_where_nothing_answers() {
+        let port = free_port();
+        for protocol in [Protocol::Tcp, Protocol::Udp] {
+            let cfg = ServeConfig {
+                identity: "x/a".into(),
+                ports: vec![PortProto { port, protocol }],
+                ready_file: None,
+            };
+            let e = health_check(&cfg, Duration::from_millis(300)).expect_err("nothing listens");
+            assert!(e.contains(&port.to_string()), "{e}");
+        }
     }
 
     #[test]

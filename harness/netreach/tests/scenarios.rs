@@ -486,6 +486,7 @@ mod lifecycle {
             kept: false,
             kept_older_than: None,
             dry_run: false,
+            namespaces: Vec::new(),
         };
         let deleted = nk::gc(context, &opts)
             .map(|r| r.namespaces)

@@ -67,6 +67,8 @@ pub struct RunOptions {
     /// How long one probe may take inside the pod. It defines what "blocked" means (no answer
     /// within it), so every report records it.
     pub probe_timeout: ProbeTimeout,
+    /// Logical namespaces mapped onto namespaces given to the run (`--namespace l=real`).
+    pub given_namespaces: BTreeMap<String, String>,
     /// Leave everything in place afterwards.
     pub keep: bool,
     /// Leave everything in place when a cell failed (so the repro commands work).
@@ -93,6 +95,7 @@ impl RunOptions {
             naming,
             run_id,
             probe_timeout: ProbeTimeout::default(),
+            given_namespaces: BTreeMap::new(),
             keep: false,
             keep_on_failure: false,
             converge_timeout: Duration::from_secs(30),
@@ -253,7 +256,7 @@ pub fn run_scenario(
     on_event: &mut dyn FnMut(&Event),
 ) -> ScenarioReport {
     let started = Instant::now();
-    let plan = DeployPlan::new(s, &opts.naming, &opts.run_id);
+    let plan = DeployPlan::with_given(s, &opts.naming, &opts.run_id, &opts.given_namespaces);
     let mut report = ScenarioReport::new(s, &plan);
     report.probe_timeout_s = opts.probe_timeout.0;
     on_event(&Event::Deploying {

@@ -24,6 +24,10 @@ pub struct GcArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Look for run records only in this namespace (repeatable): for users who run netreach in
+    /// namespaces they were given and cannot list namespaces or configmaps cluster-wide.
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
 }
 
 /// Runs `netreach gc`; returns the exit code.
@@ -39,6 +43,7 @@ pub fn main(args: &GcArgs) -> anyhow::Result<i32> {
         kept: args.kept,
         kept_older_than: args.kept_older_than.map(Duration::from_secs),
         dry_run: args.dry_run,
+        namespaces: args.namespaces.clone(),
     };
     eprintln!(
         "netreach gc: a run is gone when its newest heartbeat is older than {} s (live runs renew it every {} s)",
@@ -56,6 +61,12 @@ pub fn main(args: &GcArgs) -> anyhow::Result<i32> {
     }
     for c in &r.containers {
         println!("{verb} container {c}");
+    }
+    let undone = if args.dry_run { "would undo" } else { "undid" };
+    for n in &r.records {
+        println!(
+            "{undone} the run record in namespace {n} (deleted what the run created there, restored what it changed)"
+        );
     }
     for n in &r.kept {
         eprintln!("netreach gc: left kept namespace {n} (--kept or --kept-older-than removes it)");

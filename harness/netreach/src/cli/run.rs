@@ -37,6 +37,12 @@ pub struct RunArgs {
     /// Refuses to run if such a namespace exists already.
     #[arg(long)]
     pub verbatim_namespaces: bool,
+    /// Run a scenario namespace inside a namespace you were given, `logical=real` (repeatable):
+    /// netreach never creates, relabels or deletes it, and removes only what it created inside
+    /// (recorded in a ConfigMap `netreach-run-<id>` there first). The namespace must carry the
+    /// labels the scenario declares for it. See docs/rbac.md for the Role this needs.
+    #[arg(long = "namespace", value_name = "LOGICAL=REAL")]
+    pub namespaces: Vec<String>,
     /// Leave namespaces, pods and policies in place afterwards.
     #[arg(long)]
     pub keep: bool,
@@ -153,7 +159,46 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
             return Ok(exit::USAGE);
         }
     };
+    let mut given = std::collections::BTreeMap::new();
+    for m in &args.namespaces {
+        let Some((l, r)) = m
+            .split_once('=')
+            .filter(|(l, r)| !l.is_empty() && !r.is_empty())
+        else {
+            eprintln!(
+                "netreach run: --namespace {m}: write logical=real, e.g. --namespace shop=team-shop-staging"
+            );
+            return Ok(exit::USAGE);
+        };
+        if let Err(e) = crate::names::check_dns_label(r) {
+            eprintln!("netreach run: --namespace {m}: `{r}` is not a namespace name: {e}");
+            return Ok(exit::USAGE);
+        }
+        given.insert(l.to_owned(), r.to_owned());
+    }
+    for s in &scenarios {
+        for l in given.keys() {
+            match s.namespaces.iter().find(|n| &n.name == l) {
+                None => {
+                    eprintln!(
+                        "netreach run: --namespace {l}=…: scenario {} has no namespace `{l}`",
+                        s.full_name()
+                    );
+                    return Ok(exit::USAGE);
+                }
+                Some(n) if n.existing => {
+                    eprintln!(
+                        "netreach run: --namespace {l}=…: `{l}` is an `existing` namespace in {}; it is used as it is",
+                        s.full_name()
+                    );
+                    return Ok(exit::USAGE);
+                }
+                Some(_) => {}
+            }
+        }
+    }
     let base = RunOptions {
+        given_namespaces: given,
         probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
         keep: args.keep,
         keep_on_failure: args.keep_on_failure,
