@@ -140,6 +140,9 @@ fn test(args: &[String]) -> Result<()> {
     if std::env::var_os("NETREACH_CONTEXT").is_none() {
         let env = cluster::ensure_up(perm)?;
         env.apply(&mut cmd);
+        // Our own cluster: the scenario tests run as a ServiceAccount with only the shipped
+        // ClusterRole, in namespaces enforcing PodSecurity `restricted` (harness/netreach/tests).
+        cmd.env("NETREACH_TEST_RBAC", "1");
         eprintln!(
             "xtask: cluster tests run against {} (KUBECONFIG={}, probe image {})",
             env.context,

@@ -28,8 +28,22 @@ pub(crate) fn unreachable(context: &str, e: impl std::fmt::Display) -> InfraErro
 /// # Errors
 /// When the kubeconfig cannot be read or has no such context.
 pub async fn client_for(context: &str) -> Result<Client, InfraError> {
-    let kubeconfig = Kubeconfig::read()
-        .map_err(|e| unreachable(context, format!("cannot read kubeconfig: {e}")))?;
+    client_from(context, None).await
+}
+
+/// Builds a client for `context` from `file`, or as [`client_for`] does when `None`.
+///
+/// # Errors
+/// When the kubeconfig cannot be read or has no such context.
+pub async fn client_from(
+    context: &str,
+    file: Option<&std::path::Path>,
+) -> Result<Client, InfraError> {
+    let kubeconfig = match file {
+        Some(f) => Kubeconfig::read_from(f),
+        None => Kubeconfig::read(),
+    }
+    .map_err(|e| unreachable(context, format!("cannot read kubeconfig: {e}")))?;
     if !kubeconfig.contexts.iter().any(|c| c.name == context) {
         let names: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
         return Err(unreachable(

@@ -305,7 +305,7 @@ async fn check_given(
         }),
         Err(kube::Error::Api(e)) if e.code == 403 => {
             eprintln!(
-                "netreach: note: cannot read namespace {} (no `get namespaces` permission): its labels are                  taken to be as the scenario declares them",
+                "netreach: note: cannot read namespace {} (no `get namespaces` permission): its labels are taken to be as the scenario declares them",
                 ns.real
             );
             Ok(())

@@ -65,19 +65,54 @@ pub async fn exec_script(
                     detail: e.to_string(),
                 },
             })?;
-        let mut out = String::new();
-        if let Some(mut stdout) = proc.stdout()
-            && let Err(e) = stdout.read_to_string(&mut out).await
-        {
+        // Read stdout while watching the exec's own task: when the stream breaks, kube-rs ends
+        // that task with an error but never closes stdout, so reading alone would wait for the
+        // deadline. A task that ends first ends the read (after draining what is buffered).
+        let mut stdout = proc.stdout();
+        let status = proc.take_status();
+        let mut join = Box::pin(proc.join());
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        // `Some(Err(why))`: the exec's task ended with an error (its error type is private).
+        let mut ended: Option<Result<(), String>> = None;
+        if let Some(so) = stdout.as_mut() {
+            loop {
+                tokio::select! {
+                    n = so.read(&mut chunk) => match n {
+                        Ok(0) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        Err(e) => {
+                            return Err(ProbeError::Transport {
+                                detail: format!("exec output lost: {e}"),
+                            })
+                        }
+                    },
+                    j = &mut join, if ended.is_none() => {
+                        ended = Some(j.map_err(|e| e.to_string()));
+                        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(100), so.read(&mut chunk)).await {
+                            if n == 0 {
+                                break;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(Err(e)) = &ended {
             return Err(ProbeError::Transport {
-                detail: format!("exec output lost: {e}"),
+                detail: format!("the exec stream broke: {e}"),
             });
         }
-        let status = match proc.take_status() {
+        let status = match status {
             Some(s) => tokio::time::timeout(STATUS_GRACE, s).await.ok().flatten(),
             None => None,
         };
-        let _ = tokio::time::timeout(STATUS_GRACE, proc.join()).await;
+        if ended.is_none() {
+            let _ = tokio::time::timeout(STATUS_GRACE, &mut join).await;
+        }
+        let out = String::from_utf8_lossy(&buf).into_owned();
         if let Some(s) = status
             && s.status.as_deref() == Some("Failure")
             && out.is_empty()

@@ -122,7 +122,7 @@ fn decide_namespaces(
     let kept_goes = |run: &str| -> bool {
         kept_runs
             .get(run)
-            .is_some_and(|&b| o.kept || o.kept_older_than.is_some_and(|d| age(b) > d.as_secs()))
+            .is_some_and(|&b| o.kept || o.kept_older_than.is_some_and(|d| age(b) >= d.as_secs()))
     };
     let mut gone_runs: BTreeSet<&str> = BTreeSet::new();
     for n in namespaces {

@@ -58,6 +58,8 @@ pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
 /// Knobs of the real cluster.
 #[derive(Clone, Debug)]
 pub struct KubeOptions {
+    /// The kubeconfig file to read (`None`: `KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Image of probe pods (and the external endpoint): `netreach serve` plus curl, nc, dig.
     pub probe_image: String,
     /// Execs in flight at once.
@@ -76,6 +78,7 @@ pub struct KubeOptions {
 impl Default for KubeOptions {
     fn default() -> Self {
         KubeOptions {
+            kubeconfig: None,
             probe_image: std::env::var("NETREACH_PROBE_IMAGE")
                 .unwrap_or_else(|_| "netreach-probe:latest".into()),
             parallelism: 16,

@@ -35,6 +35,15 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// After an interrupt, the main thread must not end the process (with its own exit code, while
+/// cleanup still deletes): it waits here for the signal thread, which exits with 130 once
+/// cleanup is done or a second signal comes. Returns at once when there was no interrupt.
+pub fn wait_if_interrupted() {
+    while interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     namespaces: BTreeSet<String>,

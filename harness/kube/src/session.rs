@@ -70,7 +70,7 @@ impl KubeCluster {
     pub fn connect(context: &str, opts: KubeOptions) -> Result<Self, InfraError> {
         let rt = client::runtime(context)?;
         let client = rt.block_on(async {
-            let client = client::client_for(context).await?;
+            let client = client::client_from(context, opts.kubeconfig.as_deref()).await?;
             tokio::time::timeout(Duration::from_secs(15), client.apiserver_version())
                 .await
                 .map_err(|_| unreachable(context, "the API server did not answer within 15 s"))?

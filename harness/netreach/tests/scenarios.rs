@@ -12,6 +12,10 @@
 //!   `NETREACH_KEEP_ON_FAILURE=1` leaves a failed scenario's namespaces for the repro commands.
 //! - `NETREACH_KNOWN_DEVIATIONS=<file>` lists cells the cluster's enforcer is documented to get
 //!   wrong (`fixtures/known-deviations/`): the test accepts them while they still occur.
+//! - `NETREACH_TEST_RBAC=1` (`cargo xtask test` sets it): the scenario tests run as a
+//!   ServiceAccount bound to exactly the shipped ClusterRole (docs/rbac/), in namespaces that
+//!   enforce PodSecurity `restricted` — what a hardened staging cluster demands. The harness
+//!   creates that ServiceAccount with the admin context first.
 //! - `NETREACH_REPORT_DIR=<dir>` writes `junit.xml` and `report.json` there after the run
 //!   (libtest-mimic accepts only libtest's own flags, so reports are configured through the
 //!   environment).
@@ -61,6 +65,28 @@ fn main() {
             }
         },
     };
+    // Hardened mode: a ServiceAccount with only the shipped ClusterRole.
+    let runner: Option<Arc<support::Sa>> =
+        match (&context, std::env::var("NETREACH_TEST_RBAC").as_deref()) {
+            (Some(c), Ok("1")) if !args.list => {
+                let rules = support::shipped_rules("netreach-runner.clusterrole.yaml")
+                    .unwrap_or_else(|e| {
+                        eprintln!("NETREACH_TEST_RBAC: {}", e.message().unwrap_or_default());
+                        std::process::exit(101);
+                    });
+                match support::service_account(c, "runner", rules, &[]) {
+                    Ok(sa) => Some(Arc::new(sa)),
+                    Err(e) => {
+                        eprintln!(
+                            "NETREACH_TEST_RBAC: cannot create the ServiceAccount: {}",
+                            e.message().unwrap_or_default()
+                        );
+                        std::process::exit(101);
+                    }
+                }
+            }
+            _ => None,
+        };
     let reports: Arc<Mutex<Vec<ScenarioReport>>> = Arc::default();
     let trials = files
         .into_iter()
@@ -76,14 +102,23 @@ fn main() {
             let context = context.clone();
             let reports = Arc::clone(&reports);
             let known = known.clone();
+            let runner = runner.clone();
             Trial::ignorable_test(name, move || {
-                run_one(&path, context.as_deref(), known.as_deref(), &reports)
+                run_one(
+                    &path,
+                    context.as_deref(),
+                    known.as_deref(),
+                    runner.as_deref(),
+                    &reports,
+                )
             })
             .with_kind(group)
         })
         .collect();
     let mut trials: Vec<Trial> = trials;
     trials.extend(lifecycle::trials(context.clone()));
+    trials.extend(group_trials("faults", &faults::TESTS, context.clone()));
+    trials.extend(group_trials("staging", &staging::TESTS, context.clone()));
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(dir) = std::env::var_os("NETREACH_REPORT_DIR") {
         let reports = reports.lock().map(|r| r.clone()).unwrap_or_default();
@@ -99,6 +134,7 @@ fn run_one(
     path: &Path,
     context: Option<&str>,
     known: Option<&KnownDeviations>,
+    runner: Option<&support::Sa>,
     reports: &Mutex<Vec<ScenarioReport>>,
 ) -> Result<Completion, Failed> {
     let loaded = scenario::load(path);
@@ -110,9 +146,19 @@ fn run_one(
             "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly (`cargo xtask test` sets it)",
         ));
     };
-    let report = match netreach::kube::connect(context, KubeOptions::default()) {
+    let (context, kube_opts) = match runner {
+        Some(sa) => (
+            sa.context.as_str(),
+            KubeOptions {
+                kubeconfig: Some(sa.kubeconfig.clone()),
+                ..KubeOptions::default()
+            },
+        ),
+        None => (context, KubeOptions::default()),
+    };
+    let report = match netreach::kube::connect(context, kube_opts) {
         Ok(mut c) => {
-            let opts = RunOptions {
+            let mut opts = RunOptions {
                 keep_on_failure: std::env::var_os("NETREACH_KEEP_ON_FAILURE").is_some(),
                 // The transcribed upstream e2e cases run as computed scenarios: the cluster is
                 // judged against the policy engine (tests/shipped.rs checks that the engine
@@ -122,6 +168,12 @@ fn run_one(
                     run_id: new_run_id(),
                 })
             };
+            if runner.is_some() {
+                opts.namespace_labels.insert(
+                    staging::RESTRICTED.0.to_owned(),
+                    staging::RESTRICTED.1.to_owned(),
+                );
+            }
             run_scenario(&s, c.as_mut(), &opts, &mut |_| {})
         }
         Err(e) => ScenarioReport::not_run(&s, e.to_string()),
@@ -165,351 +217,35 @@ fn write_reports(dir: &Path, reports: &[ScenarioReport]) -> std::io::Result<()> 
     std::fs::write(dir.join("report.json"), report::json::render(reports))
 }
 
-/// Cluster tests of netreach's own lifecycle (reports, cleanup, safety), grouped `lifecycle`.
-/// Like the scenario tests they run only against `NETREACH_CONTEXT`.
-mod lifecycle {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
-    use std::time::{Duration, Instant};
+#[path = "scenarios/faults.rs"]
+mod faults;
+#[path = "scenarios/lifecycle.rs"]
+mod lifecycle;
+#[path = "scenarios/staging.rs"]
+mod staging;
+#[path = "scenarios/support.rs"]
+mod support;
 
-    use k8s_openapi::api::core::v1::Namespace;
-    use kube::api::{Api, DeleteParams, PostParams};
-    use libtest_mimic::{Completion, Failed, Trial};
-    use serde_json::json;
+/// A cluster test: its name and body (given the context).
+type Test = (&'static str, fn(&str) -> Result<(), Failed>);
 
-    use netreach::kube::{self as nk, KubeOptions};
-    use netreach::names::Naming;
-    use netreach::outcome::Outcome;
-    use netreach::report::{ScenarioStatus, text};
-    use netreach::run::{RunOptions, run_scenario};
-    use netreach::scenario;
-    use netreach::verdict::{Observed, Status};
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/lifecycle")
-            .join(name)
-    }
-
-    type Body = fn(&str) -> Result<(), Failed>;
-
-    pub fn trials(context: Option<String>) -> Vec<Trial> {
-        let tests: [(&str, Body); 5] = [
-            ("wrong-expectation", wrong_expectation),
-            ("computed-expectations", computed_expectations),
-            ("interrupt-cleans-up", interrupt_cleans_up),
-            ("verbatim-refuses-existing", verbatim_refuses_existing),
-            ("gc-removes-only-stale-runs", gc_removes_only_stale_runs),
-        ];
-        tests
-            .into_iter()
-            .map(|(name, body)| {
-                let context = context.clone();
-                Trial::ignorable_test(name, move || match context {
-                    None => Ok(Completion::ignored_with(
-                        "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly",
-                    )),
-                    Some(c) => body(&c).map(|()| Completion::Completed),
-                })
-                .with_kind("lifecycle")
+/// Cluster tests of one group (`faults`, ...): ignored with the reason without a context.
+fn group_trials(
+    group: &'static str,
+    tests: &[Test],
+    context: Option<String>,
+) -> Vec<Trial> {
+    tests
+        .iter()
+        .map(|&(name, body)| {
+            let context = context.clone();
+            Trial::ignorable_test(name, move || match context {
+                None => Ok(Completion::ignored_with(
+                    "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly",
+                )),
+                Some(c) => body(&c).map(|()| Completion::Completed),
             })
-            .collect()
-    }
-
-    fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
-        if cond { Ok(()) } else { Err(msg.into().into()) }
-    }
-
-    /// Runs the wrong-expectation fixture, judged by its own expectations or by the engine.
-    fn run_wrong_fixture(
-        context: &str,
-        expect_computed: bool,
-    ) -> Result<super::ScenarioReport, Failed> {
-        let s = scenario::load(&fixture("wrong-expectation.yaml"))
-            .scenario
-            .ok_or("fixture is invalid")?;
-        let mut c =
-            netreach::kube::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
-        let opts = RunOptions {
-            expect_computed,
-            ..RunOptions::new(Naming::PerRun {
-                run_id: netreach::run::new_run_id(),
-            })
-        };
-        Ok(run_scenario(&s, c.as_mut(), &opts, &mut |_| {}))
-    }
-
-    fn wrong_expectation(context: &str) -> Result<(), Failed> {
-        let r = run_wrong_fixture(context, false)?;
-        let txt = text::render_scenario(&r);
-        check(
-            r.status == ScenarioStatus::Failed,
-            format!("expected a failed scenario:\n{txt}"),
-        )?;
-        let fails: Vec<_> = r.steps[0]
-            .results
-            .iter()
-            .filter(|c| c.status == Status::Fail)
-            .collect();
-        check(
-            fails.len() == 1,
-            format!("expected exactly one failed cell:\n{txt}"),
-        )?;
-        let f = fails[0];
-        check(
-            f.cell.to_string() == "x/a -> x/b 80/tcp",
-            format!("wrong cell {}", f.cell),
-        )?;
-        check(
-            f.observed == Observed::Blocked,
-            format!("observed {}", f.observed),
-        )?;
-        check(
-            matches!(f.outcome, Outcome::Refused | Outcome::TimedOut),
-            format!("outcome {}", f.outcome),
-        )?;
-        let cmd = f.detail.command.clone().unwrap_or_default();
-        check(
-            cmd.starts_with(&format!("kubectl --context {context} -n x-"))
-                && cmd.contains(" exec a -- curl ")
-                && cmd.ends_with(":80/"),
-            format!("repro command: {cmd}"),
-        )?;
-        check(
-            txt.contains("comparison x/a x/b\n    x/a        .   X"),
-            format!("comparison table:\n{txt}"),
-        )?;
-        check(
-            txt.contains("MISMATCH x/a -> x/b 80/tcp: expected allowed (default at line"),
-            format!("mismatch line:\n{txt}"),
-        )?;
-        // Three-way: the specification sides with the cluster.
-        check(
-            f.three_way()
-                == Some("the expectation disagrees with the specification; the cluster follows it")
-                && txt.contains("specification: block: egress of x/a: not isolated"),
-            format!("three-way verdict:\n{txt}"),
-        )?;
-        check(
-            r.teardown_error.is_none(),
-            format!("teardown: {:?}", r.teardown_error),
-        )
-    }
-
-    /// The same wrong fixture judged by the specification instead (`--expect-computed`): the
-    /// engine's expectation is right and the cluster agrees with it on every cell.
-    fn computed_expectations(context: &str) -> Result<(), Failed> {
-        let r = run_wrong_fixture(context, true)?;
-        let txt = text::render_scenario(&r);
-        check(
-            r.status == ScenarioStatus::Passed,
-            format!("expected a pass:\n{txt}"),
-        )?;
-        let cell = r.steps[0]
-            .results
-            .iter()
-            .find(|c| c.cell.to_string() == "x/a -> x/b 80/tcp")
-            .ok_or("cell missing")?;
-        check(
-            cell.expected.origin.kind == "computed" && cell.observed == Observed::Blocked,
-            format!("cell: {cell:?}"),
-        )
-    }
-
-    fn interrupt_cleans_up(context: &str) -> Result<(), Failed> {
-        let before = nk::list_run_namespaces(context).map_err(|e| e.to_string())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netreach"))
-            .args(["run", "--context", context])
-            .arg(fixture("slow.yaml"))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start netreach: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut ours = Vec::new();
-        while Instant::now() < deadline {
-            let now = nk::list_run_namespaces(context).map_err(|e| e.to_string())?;
-            // Only this run's (p-<id>, q-<id>): other runs may share the cluster.
-            ours = now
-                .difference(&before)
-                .filter(|n| n.starts_with("p-") || n.starts_with("q-"))
-                .cloned()
-                .collect();
-            if ours.len() == 2 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        if ours.len() != 2 {
-            let _ = child.kill();
-            return Err(format!("the run's two namespaces never appeared (saw {ours:?})").into());
-        }
-        let st = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .map_err(|e| e.to_string())?;
-        check(st.success(), "kill -INT failed")?;
-        let code = child.wait().map_err(|e| e.to_string())?.code();
-        check(
-            code == Some(130),
-            format!("netreach exited {code:?} after SIGINT, expected 130"),
-        )?;
-        // Terminating counts as gone: list_run_namespaces leaves those out.
-        let after = nk::list_run_namespaces(context).map_err(|e| e.to_string())?;
-        let left: Vec<&String> = ours.iter().filter(|n| after.contains(*n)).collect();
-        check(
-            left.is_empty(),
-            format!("namespaces left after SIGINT: {left:?}"),
-        )
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-    }
-
-    async fn client(context: &str) -> Result<kube::Client, Failed> {
-        let opts = kube::config::KubeConfigOptions {
-            context: Some(context.into()),
-            ..Default::default()
-        };
-        let cfg = kube::Config::from_kubeconfig(&opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(kube::Client::try_from(cfg).map_err(|e| e.to_string())?)
-    }
-
-    async fn create_ns(
-        api: &Api<Namespace>,
-        name: &str,
-        labels: serde_json::Value,
-        annotations: serde_json::Value,
-    ) -> Result<(), Failed> {
-        let ns: Namespace = serde_json::from_value(
-            json!({"metadata": {"name": name, "labels": labels, "annotations": annotations}}),
-        )
-        .map_err(|e| e.to_string())?;
-        api.create(&PostParams::default(), &ns)
-            .await
-            .map_err(|e| format!("create {name}: {e}"))?;
-        Ok(())
-    }
-
-    async fn alive(api: &Api<Namespace>, name: &str) -> Result<bool, Failed> {
-        let ns = api.get_opt(name).await.map_err(|e| e.to_string())?;
-        Ok(ns.is_some_and(|n| n.metadata.deletion_timestamp.is_none()))
-    }
-
-    async fn wait_gone(api: &Api<Namespace>, name: &str) {
-        for _ in 0..120 {
-            if matches!(api.get_opt(name).await, Ok(None)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    fn verbatim_refuses_existing(context: &str) -> Result<(), Failed> {
-        let name = "netreach-lifecycle-verbatim";
-        let rt = rt();
-        let api: Api<Namespace> = rt.block_on(async { client(context).await.map(Api::all) })?;
-        rt.block_on(async {
-            let _ = api.delete(name, &DeleteParams::default()).await;
-            wait_gone(&api, name).await;
-            create_ns(&api, name, json!({"owner": "someone-else"}), json!({})).await
-        })?;
-        let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
-            .args(["run", "--verbatim-namespaces", "--context", context])
-            .arg(fixture("verbatim.yaml"))
-            .output()
-            .map_err(|e| e.to_string())?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let still = rt.block_on(alive(&api, name))?;
-        rt.block_on(async {
-            let _ = api.delete(name, &DeleteParams::default()).await;
-        });
-        check(
-            out.status.code() == Some(netreach::exit::INFRASTRUCTURE),
-            format!("exit {:?}:\n{stdout}", out.status.code()),
-        )?;
-        check(
-            stdout.contains("already exists; netreach never adopts"),
-            format!("report:\n{stdout}"),
-        )?;
-        check(
-            still,
-            "the pre-existing namespace was deleted or is terminating",
-        )
-    }
-
-    fn gc_removes_only_stale_runs(context: &str) -> Result<(), Failed> {
-        let rt = rt();
-        let api: Api<Namespace> = rt.block_on(async { client(context).await.map(Api::all) })?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let (stale, fresh, foreign) = (
-            "netreach-gc-stale",
-            "netreach-gc-fresh",
-            "netreach-gc-foreign",
-        );
-        rt.block_on(async {
-            for n in [stale, fresh, foreign] {
-                let _ = api.delete(n, &DeleteParams::default()).await;
-                wait_gone(&api, n).await;
-            }
-            create_ns(
-                &api,
-                stale,
-                json!({nk::RUN_LABEL: "gcstale"}),
-                json!({nk::HEARTBEAT_ANNOTATION: (now - 3600).to_string()}),
-            )
-            .await?;
-            create_ns(
-                &api,
-                fresh,
-                json!({nk::RUN_LABEL: "gcfresh"}),
-                json!({nk::HEARTBEAT_ANNOTATION: now.to_string()}),
-            )
-            .await?;
-            create_ns(
-                &api,
-                foreign,
-                json!({"team": "x"}),
-                json!({nk::HEARTBEAT_ANNOTATION: (now - 3600).to_string()}),
-            )
-            .await
-        })?;
-        let opts = nk::GcOptions {
-            stale: Duration::from_secs(120),
-            kept: false,
-            kept_older_than: None,
-            dry_run: false,
-            namespaces: Vec::new(),
-        };
-        let deleted = nk::gc(context, &opts)
-            .map(|r| r.namespaces)
-            .map_err(|e| e.to_string());
-        let (s, f, o) = rt.block_on(async {
-            (
-                alive(&api, stale).await,
-                alive(&api, fresh).await,
-                alive(&api, foreign).await,
-            )
-        });
-        rt.block_on(async {
-            for n in [stale, fresh, foreign] {
-                let _ = api.delete(n, &DeleteParams::default()).await;
-            }
-        });
-        let deleted = deleted?;
-        check(
-            deleted.contains(&stale.to_owned()),
-            format!("gc deleted {deleted:?}"),
-        )?;
-        check(!s?, "the stale run's namespace survived gc")?;
-        check(f?, "gc deleted a live run's namespace")?;
-        check(o?, "gc deleted a namespace netreach did not create")
-    }
+            .with_kind(group)
+        })
+        .collect()
 }

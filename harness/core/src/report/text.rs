@@ -13,15 +13,28 @@ use crate::verdict::{CellResult, Status};
 pub const LEGEND: &str = "expected/observed: . allowed, X blocked, D DNS failure, U unsupported, E probe error; \
 comparison: . agrees, X disagrees, U unsupported, E error";
 
-/// One scenario: a headline, then details for every step that is not clean.
+/// How much a text report says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    /// Also the expected and observed tables, and each probe's time, exit code and output.
+    pub verbose: bool,
+}
+
+/// One scenario, compact: a headline, then for every step that is not clean its disagreeing
+/// cells first (grouped, each with its origin and repro command), then its comparison table.
 pub fn render_scenario(r: &ScenarioReport) -> String {
+    render_scenario_with(r, TextOptions::default())
+}
+
+/// [`render_scenario`] with options (`--verbose`).
+pub fn render_scenario_with(r: &ScenarioReport, o: TextOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", headline(r));
     if let Some(e) = &r.error {
         let _ = writeln!(out, "  error: {e}");
     }
     for s in &r.steps {
-        render_step(&mut out, s);
+        render_step_with(&mut out, s, o);
     }
     if let Some(e) = &r.teardown_error {
         let _ = writeln!(
@@ -68,6 +81,11 @@ pub fn headline(r: &ScenarioReport) -> String {
 
 /// The details of one step (nothing for a clean step but one line).
 pub fn render_step(out: &mut String, s: &StepReport) {
+    render_step_with(out, s, TextOptions::default());
+}
+
+/// [`render_step`] with options.
+pub fn render_step_with(out: &mut String, s: &StepReport, o: TextOptions) {
     let title = format!("step {} \"{}\"", s.index, s.name);
     if !s.ran {
         let _ = writeln!(out, "  {title}: not run");
@@ -102,28 +120,113 @@ pub fn render_step(out: &mut String, s: &StepReport) {
         c.error,
         c.unsupported
     );
-    let flaky = s.results.iter().filter(|r| r.flaky).count();
-    render_agreeing_against_spec(out, s);
-    if flaky > 0 {
-        let _ = writeln!(
-            out,
-            "    {flaky} cell(s) changed their answer in the confirmation round (FLAKY)"
-        );
+    let bad: Vec<&CellResult> = s
+        .results
+        .iter()
+        .filter(|r| r.status != Status::Pass || r.flaky)
+        .collect();
+    for group in group_cells(&bad) {
+        render_group(out, &group, o);
     }
+    render_agreeing_against_spec(out, s);
     for (group, cells) in groups(&s.results) {
         if cells.iter().all(|r| r.status == Status::Pass) {
             continue;
         }
-        let _ = writeln!(out, "\n    {group}");
-        render_tables(out, &cells);
+        let _ = writeln!(out, "    {group}:");
+        render_tables(out, &cells, o);
     }
-    let _ = writeln!(out, "    ({LEGEND})\n");
-    for r in s
-        .results
-        .iter()
-        .filter(|r| r.status != Status::Pass || r.flaky)
-    {
-        render_cell(out, r);
+    let _ = writeln!(
+        out,
+        "    ({})",
+        if o.verbose {
+            LEGEND
+        } else {
+            "comparison: . agrees, X disagrees, U unsupported, E error; --verbose adds the expected and observed tables"
+        }
+    );
+}
+
+/// Cells that disagree the same way into the same target (same expectation and its origin,
+/// same observation): one line for all their sources.
+fn group_cells<'a>(cells: &[&'a CellResult]) -> Vec<Vec<&'a CellResult>> {
+    let mut groups: Vec<Vec<&CellResult>> = Vec::new();
+    for &c in cells {
+        let key = |r: &CellResult| {
+            (
+                r.flaky,
+                r.status,
+                r.cell.to.to_string(),
+                r.cell.port,
+                r.cell.via,
+                r.expected.verdict,
+                r.expected.origin.to_string(),
+                r.observed,
+                r.why.clone(),
+            )
+        };
+        match groups.iter_mut().find(|g| key(g[0]) == key(c)) {
+            Some(g) => g.push(c),
+            None => groups.push(vec![c]),
+        }
+    }
+    groups
+}
+
+/// One group of disagreeing cells: a line, the specification's view and the first cell's repro.
+fn render_group(out: &mut String, g: &[&CellResult], o: TextOptions) {
+    if g.len() == 1 || o.verbose {
+        for r in g {
+            render_cell_with(out, r, o);
+        }
+        return;
+    }
+    let r = g[0];
+    let froms: Vec<String> = g.iter().map(|c| c.cell.from.to_string()).collect();
+    let shown = if froms.len() > 6 {
+        format!("{}, … ({} sources)", froms[..5].join(", "), froms.len())
+    } else {
+        froms.join(", ")
+    };
+    let head = tag(r);
+    let cell = r.cell.to_string();
+    let rest = cell
+        .split_once(" -> ")
+        .map_or(cell.as_str(), |(_, rest)| rest)
+        .to_owned();
+    let _ = writeln!(
+        out,
+        "    {head} {} cells {{{shown}}} -> {rest}: expected {} ({}), observed {} ({})",
+        g.len(),
+        verdict_word(r.expected.verdict),
+        r.expected.origin,
+        r.observed,
+        r.why
+    );
+    if let Some(spec) = &r.spec {
+        let who = r.three_way().map_or(String::new(), |w| format!(" → {w}"));
+        let _ = writeln!(out, "      specification: {}{who}", spec.why);
+    }
+    if let Some(cmd) = &r.detail.command {
+        let _ = writeln!(out, "      repro ({}): {cmd}", r.cell.from);
+    }
+}
+
+fn tag(r: &CellResult) -> &'static str {
+    match r.status {
+        _ if r.flaky => "FLAKY",
+        Status::Pass => "PASS",
+        Status::Fail => "MISMATCH",
+        Status::Unsupported => "UNSUPPORTED",
+        Status::Error => "ERROR",
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => "allowed",
+        Verdict::Block => "blocked",
+        Verdict::Unresolved => "unresolved",
     }
 }
 
@@ -151,38 +254,34 @@ fn render_agreeing_against_spec(out: &mut String, s: &StepReport) {
 
 /// One non-passing cell: what, expected (and why), observed (and why), repro command.
 pub fn render_cell(out: &mut String, r: &CellResult) {
-    let tag = match r.status {
-        _ if r.flaky => "FLAKY",
-        Status::Pass => "PASS",
-        Status::Fail => "MISMATCH",
-        Status::Unsupported => "UNSUPPORTED",
-        Status::Error => "ERROR",
-    };
+    render_cell_with(out, r, TextOptions { verbose: true });
+}
+
+fn render_cell_with(out: &mut String, r: &CellResult, o: TextOptions) {
     let _ = writeln!(
         out,
-        "    {tag} {}: expected {} ({}), observed {} ({})",
+        "    {} {}: expected {} ({}), observed {} ({})",
+        tag(r),
         r.cell,
-        match r.expected.verdict {
-            Verdict::Allow => "allowed",
-            Verdict::Block => "blocked",
-            Verdict::Unresolved => "unresolved",
-        },
+        verdict_word(r.expected.verdict),
         r.expected.origin,
         r.observed,
         r.why
     );
-    let mut facts = Vec::new();
-    if let Some(ms) = r.detail.elapsed_ms {
-        facts.push(format!("{ms} ms"));
-    }
-    if let Some(code) = r.detail.exit_code {
-        facts.push(format!("exit {code}"));
-    }
-    if !facts.is_empty() {
-        let _ = writeln!(out, "      probe: {}", facts.join(", "));
-    }
-    if let Some(o) = &r.detail.output {
-        let _ = writeln!(out, "      output: {o}");
+    if o.verbose {
+        let mut facts = Vec::new();
+        if let Some(ms) = r.detail.elapsed_ms {
+            facts.push(format!("{ms} ms"));
+        }
+        if let Some(code) = r.detail.exit_code {
+            facts.push(format!("exit {code}"));
+        }
+        if !facts.is_empty() {
+            let _ = writeln!(out, "      probe: {}", facts.join(", "));
+        }
+        if let Some(out_line) = &r.detail.output {
+            let _ = writeln!(out, "      output: {out_line}");
+        }
     }
     if let Some(spec) = &r.spec {
         let who = r.three_way().map_or(String::new(), |w| format!(" → {w}"));
@@ -221,8 +320,8 @@ fn groups(results: &[CellResult]) -> BTreeMap<String, Vec<&CellResult>> {
         .collect()
 }
 
-/// Expected, observed and comparison tables for one group.
-fn render_tables(out: &mut String, cells: &[&CellResult]) {
+/// The comparison table for one group (verbose: expected and observed too).
+fn render_tables(out: &mut String, cells: &[&CellResult], o: TextOptions) {
     let rows: BTreeSet<String> = cells.iter().map(|r| r.cell.from.to_string()).collect();
     let cols: BTreeSet<String> = cells.iter().map(|r| r.cell.to.to_string()).collect();
     let by: BTreeMap<(String, String), &CellResult> = cells
@@ -236,11 +335,13 @@ fn render_tables(out: &mut String, cells: &[&CellResult]) {
             by.get(&(r.to_owned(), c.to_owned())).map(|x| sym(x))
         })
     };
-    out.push_str(&indent(
-        &table("expected", &|r| expected_symbol(r.expected.verdict)),
-        4,
-    ));
-    out.push_str(&indent(&table("observed", &|r| r.observed.symbol()), 4));
+    if o.verbose {
+        out.push_str(&indent(
+            &table("expected", &|r| expected_symbol(r.expected.verdict)),
+            4,
+        ));
+        out.push_str(&indent(&table("observed", &|r| r.observed.symbol()), 4));
+    }
     out.push_str(&indent(
         &table("comparison", &|r| match r.status {
             Status::Pass => '.',
@@ -329,25 +430,51 @@ mod tests {
         let text = render_scenario(&testdata::mismatch());
         let want = r#"FAIL scenarios/tiny: 1 step(s), 6 cell(s): 5 pass, 1 fail (1.2 s)
   step 1 "deny into b": 1 of 6 cell(s) disagree, 0 error(s), 0 unsupported, did not agree within the deadline, 2 round(s)
-
-    80/tcp via ip
-    expected x/a x/b
-    x/a      .   X
-    x/b      .   .
-    observed x/a x/b
-    x/a      .   .
-    x/b      .   .
+    MISMATCH x/a -> x/b 80/tcp: expected blocked (table at line 12), observed allowed (connected)
+      specification: allow: egress of x/a: not isolated (no policy selects it for egress); ingress of x/b: not isolated (no policy selects it for ingress) → the expectation disagrees with the specification; the cluster follows it
+      repro: kubectl exec -n x-r1d2e3 a -- nc -z -w 1 <ip> 80
+    80/tcp via ip:
     comparison x/a x/b
     x/a        .   X
     x/b        .   .
-    (expected/observed: . allowed, X blocked, D DNS failure, U unsupported, E probe error; comparison: . agrees, X disagrees, U unsupported, E error)
-
-    MISMATCH x/a -> x/b 80/tcp: expected blocked (table at line 12), observed allowed (connected)
-      probe: 3 ms
-      specification: allow: egress of x/a: not isolated (no policy selects it for egress); ingress of x/b: not isolated (no policy selects it for ingress) → the expectation disagrees with the specification; the cluster follows it
-      repro: kubectl exec -n x-r1d2e3 a -- nc -z -w 1 <ip> 80
+    (comparison: . agrees, X disagrees, U unsupported, E error; --verbose adds the expected and observed tables)
 "#;
         assert_eq!(text, want, "\n--- got ---\n{text}");
+    }
+
+    #[test]
+    fn verbose_adds_the_expected_and_observed_tables_and_probe_facts() {
+        let text = render_scenario_with(&testdata::mismatch(), TextOptions { verbose: true });
+        for want in [
+            "expected x/a x/b",
+            "observed x/a x/b",
+            "comparison x/a x/b",
+            "probe: 3 ms",
+        ] {
+            assert!(text.contains(want), "{want}:\n{text}");
+        }
+        assert!(!render_scenario(&testdata::mismatch()).contains("observed x/a x/b"));
+    }
+
+    /// Cells that disagree the same way into one target are one line, with one repro.
+    #[test]
+    fn like_mismatches_are_one_line() {
+        let mut r = testdata::mismatch();
+        let step = &mut r.steps[0];
+        let first = step
+            .results
+            .iter()
+            .position(|c| c.status == Status::Fail)
+            .expect("a mismatch");
+        let mut twin = step.results[first].clone();
+        twin.cell.from = crate::model::PodId::new("x", "c");
+        step.results.push(twin);
+        let text = render_scenario(&r);
+        assert!(
+            text.contains("MISMATCH 2 cells {x/a, x/c} -> x/b 80/tcp: expected blocked"),
+            "{text}"
+        );
+        assert_eq!(text.matches("repro").count(), 1, "{text}");
     }
 
     #[test]

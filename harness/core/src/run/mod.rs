@@ -69,6 +69,9 @@ pub struct RunOptions {
     pub probe_timeout: ProbeTimeout,
     /// Logical namespaces mapped onto namespaces given to the run (`--namespace l=real`).
     pub given_namespaces: BTreeMap<String, String>,
+    /// Labels added to every namespace the run creates (e.g. a PodSecurity level); the
+    /// specification sees them too, so a namespaceSelector that matches them is judged right.
+    pub namespace_labels: BTreeMap<String, String>,
     /// Leave everything in place afterwards.
     pub keep: bool,
     /// Leave everything in place when a cell failed (so the repro commands work).
@@ -96,6 +99,7 @@ impl RunOptions {
             run_id,
             probe_timeout: ProbeTimeout::default(),
             given_namespaces: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
             keep: false,
             keep_on_failure: false,
             converge_timeout: Duration::from_secs(30),
@@ -256,7 +260,18 @@ pub fn run_scenario(
     on_event: &mut dyn FnMut(&Event),
 ) -> ScenarioReport {
     let started = Instant::now();
-    let plan = DeployPlan::with_given(s, &opts.naming, &opts.run_id, &opts.given_namespaces);
+    let mut plan = DeployPlan::with_given(s, &opts.naming, &opts.run_id, &opts.given_namespaces);
+    for ns in plan.namespaces.iter_mut().filter(|n| !n.given) {
+        for (k, v) in &opts.namespace_labels {
+            ns.labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let created: Vec<String> = plan
+        .namespaces
+        .iter()
+        .filter(|n| !n.given)
+        .map(|n| n.logical.clone())
+        .collect();
     let mut report = ScenarioReport::new(s, &plan);
     report.probe_timeout_s = opts.probe_timeout.0;
     on_event(&Event::Deploying {
@@ -273,7 +288,16 @@ pub fn run_scenario(
             // The specification's view of each step, with the addresses this run bound.
             let worlds: Vec<World> = World::per_step(s)
                 .into_iter()
-                .map(|w| w.with_addresses(&bindings))
+                .map(|mut w| {
+                    for ns in &created {
+                        if let Some(l) = w.namespaces.get_mut(ns) {
+                            for (k, v) in &opts.namespace_labels {
+                                l.entry(k.clone()).or_insert_with(|| v.clone());
+                            }
+                        }
+                    }
+                    w.with_addresses(&bindings)
+                })
                 .collect();
             for (step, world) in s.steps.iter().zip(&worlds) {
                 // The specification's verdict on every cell of the step, asked once.

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// labels the scenario declares for it. See docs/rbac.md for the Role this needs.
     #[arg(long = "namespace", value_name = "LOGICAL=REAL")]
     pub namespaces: Vec<String>,
+    /// A label for every namespace netreach creates, `key=value` (repeatable), e.g.
+    /// `pod-security.kubernetes.io/enforce=restricted`. The specification sees it too.
+    #[arg(long = "namespace-label", value_name = "KEY=VALUE")]
+    pub namespace_labels: Vec<String>,
     /// Leave namespaces, pods and policies in place afterwards.
     #[arg(long)]
     pub keep: bool,
@@ -104,6 +108,20 @@ impl RunArgs {
         }
         Ok(o)
     }
+}
+
+/// The first of `given` (logical namespaces) that a step of `s` relabels: a namespace given to
+/// netreach is never relabelled, so such a scenario cannot run in it.
+pub fn relabelled_namespace(s: &crate::model::Scenario, given: &[String]) -> Option<String> {
+    s.steps
+        .iter()
+        .flat_map(|st| &st.actions)
+        .find_map(|a| match a {
+            crate::model::Action::RelabelNamespace { ns, .. } if given.contains(ns) => {
+                Some(ns.clone())
+            }
+            _ => None,
+        })
 }
 
 pub(crate) fn require_context(c: Option<&str>) -> Option<&str> {
@@ -196,8 +214,31 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
                 Some(_) => {}
             }
         }
+        let logical: Vec<String> = given.keys().cloned().collect();
+        if let Some(ns) = relabelled_namespace(s, &logical) {
+            eprintln!(
+                "netreach run: --namespace {ns}=…: scenario {} relabels namespace `{ns}` in a step; netreach never relabels a namespace it was given",
+                s.full_name()
+            );
+            return Ok(exit::USAGE);
+        }
+    }
+    let mut namespace_labels = std::collections::BTreeMap::new();
+    for kv in &args.namespace_labels {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("netreach run: --namespace-label {kv}: write key=value");
+            return Ok(exit::USAGE);
+        };
+        if let Err(e) =
+            crate::names::check_label_key(k).and_then(|()| crate::names::check_label_value(v))
+        {
+            eprintln!("netreach run: --namespace-label {kv}: {e}");
+            return Ok(exit::USAGE);
+        }
+        namespace_labels.insert(k.to_owned(), v.to_owned());
     }
     let base = RunOptions {
+        namespace_labels,
         given_namespaces: given,
         probe_timeout: ProbeTimeout(args.probe_timeout.max(1)),
         keep: args.keep,
@@ -242,11 +283,27 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
             }),
             Err(e) => ScenarioReport::not_run(s, e.to_string()),
         };
+        // Interrupted: the signal thread cleans up and exits with 130; a report of the
+        // half-done scenario would only mislead.
+        kube::live::wait_if_interrupted();
         print!("{}", report::text::render_scenario(&r));
         reports.push(r);
     }
     if let Some(p) = &args.junit {
-        std::fs::write(p, report::junit::render(&reports))?;
+        let info = report::junit::JunitInfo {
+            context: Some(context.to_owned()),
+            known: known
+                .as_ref()
+                .map(|k| {
+                    reports
+                        .iter()
+                        .map(|r| (r.full_name(), crate::known::account(r, k).known))
+                        .filter(|(_, v)| !v.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        std::fs::write(p, report::junit::render_with(&reports, &info))?;
     }
     if let Some(p) = &args.json {
         std::fs::write(p, report::json::render(&reports))?;

@@ -1,0 +1,364 @@
+//! What the cluster tests need besides netreach itself: an admin client (as a user's kubectl
+//! would be), ServiceAccounts bound to exactly the shipped RBAC, kubeconfigs for them, and a
+//! TCP proxy in front of the API server that can delay, hang or cut connections (faults that a
+//! real cluster cannot be asked to produce on demand).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use libtest_mimic::Failed;
+use serde_json::{Value, json};
+
+/// A single-threaded runtime for the test's own API calls.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An admin client for `context` (the kubeconfig of `KUBECONFIG`).
+pub async fn client(context: &str) -> Result<kube::Client, Failed> {
+    let opts = kube::config::KubeConfigOptions {
+        context: Some(context.into()),
+        ..Default::default()
+    };
+    let cfg = kube::Config::from_kubeconfig(&opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(kube::Client::try_from(cfg).map_err(|e| e.to_string())?)
+}
+
+/// `Err(msg)` unless `cond`.
+pub fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
+    if cond { Ok(()) } else { Err(msg.into().into()) }
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where tests write files of their own (kubeconfigs, reports).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = root().join("target/netreach-tests");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(name)
+}
+
+/// The kubeconfig files in use (`KUBECONFIG`, else ~/.kube/config), parsed.
+fn kubeconfigs() -> Result<Vec<Value>, Failed> {
+    let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
+        Some(v) => std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => vec![PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config")],
+    };
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            serde_saphyr::from_str::<Value>(&text)
+                .map_err(|e| Failed::from(format!("{}: {e}", p.display())))
+        })
+        .collect()
+}
+
+/// The named entry (`context`, `cluster`, `user`) of a kubeconfig list.
+fn entry(kcs: &[Value], list: &str, name: &str) -> Option<Value> {
+    kcs.iter()
+        .flat_map(|k| k[list].as_array().cloned().unwrap_or_default())
+        .find(|e| e["name"] == name)
+}
+
+/// The admin context's cluster entry (server, CA) from the kubeconfig in use.
+fn cluster_of(context: &str) -> Result<(String, Value), Failed> {
+    let kcs = kubeconfigs()?;
+    let ctx = entry(&kcs, "contexts", context).ok_or("no such context")?;
+    let cluster_name = ctx["context"]["cluster"].as_str().unwrap_or_default();
+    let cluster = entry(&kcs, "clusters", cluster_name).ok_or("no cluster for the context")?;
+    let server = cluster["cluster"]["server"]
+        .as_str()
+        .ok_or("no server")?
+        .to_owned();
+    Ok((
+        server,
+        cluster["cluster"]["certificate-authority-data"].clone(),
+    ))
+}
+
+/// Writes a kubeconfig (JSON is YAML) with one context `name` for `server` and `user`.
+pub fn write_kubeconfig(
+    admin_context: &str,
+    name: &str,
+    server: Option<&str>,
+    user: Value,
+) -> Result<PathBuf, Failed> {
+    let (admin_server, ca) = cluster_of(admin_context)?;
+    let cfg = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server.unwrap_or(&admin_server), "certificate-authority-data": ca}}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+    });
+    let path = scratch(&format!("kubeconfig-{name}.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&cfg).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// The admin user of `context`, for a kubeconfig that only changes the server (the proxy).
+pub fn admin_user(context: &str) -> Result<Value, Failed> {
+    let kcs = kubeconfigs()?;
+    let ctx = entry(&kcs, "contexts", context).ok_or("no such context")?;
+    let user = ctx["context"]["user"].as_str().unwrap_or_default();
+    let u = entry(&kcs, "users", user).ok_or("no user for the context")?;
+    Ok(u["user"].clone())
+}
+
+/// RBAC rules from a shipped manifest (its first document: the Role or ClusterRole).
+pub fn shipped_rules(file: &str) -> Result<Value, Failed> {
+    let path = root().join("docs/rbac").join(file);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let first = text.split("\n---\n").next().unwrap_or("");
+    let v: Value = serde_saphyr::from_str(first).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(v["rules"].clone())
+}
+
+/// A ServiceAccount with a token, bound to `rules` cluster-wide (a ClusterRole) or in the
+/// given namespaces (a Role in each); its kubeconfig has one context, `name`.
+#[derive(Debug)]
+pub struct Sa {
+    /// The context name in [`Sa::kubeconfig`].
+    pub context: String,
+    /// Its kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+/// Where test ServiceAccounts live.
+pub const SA_NAMESPACE: &str = "netreach-test-sa";
+
+/// Creates (or updates) ServiceAccount `name` bound to exactly `rules`.
+pub fn service_account(
+    admin: &str,
+    name: &str,
+    rules: Value,
+    namespaces: &[&str],
+) -> Result<Sa, Failed> {
+    let rt = rt();
+    let token = rt.block_on(async {
+        let c = client(admin).await?;
+        let ssa = PatchParams::apply("netreach-tests").force();
+        let nss: Api<Namespace> = Api::all(c.clone());
+        nss.patch(
+            SA_NAMESPACE,
+            &ssa,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SA_NAMESPACE}})),
+        )
+        .await
+        .map_err(|e| format!("namespace {SA_NAMESPACE}: {e}"))?;
+        let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), SA_NAMESPACE);
+        sas.patch(
+            name,
+            &ssa,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": SA_NAMESPACE}})),
+        )
+        .await
+        .map_err(|e| format!("serviceaccount {name}: {e}"))?;
+        let subject = json!([{"kind": "ServiceAccount", "name": name, "namespace": SA_NAMESPACE}]);
+        if namespaces.is_empty() {
+            let crs: Api<ClusterRole> = Api::all(c.clone());
+            crs.patch(
+                name,
+                &ssa,
+                &Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules})),
+            )
+            .await
+            .map_err(|e| format!("clusterrole {name}: {e}"))?;
+            let crbs: Api<ClusterRoleBinding> = Api::all(c.clone());
+            crbs.patch(
+                name,
+                &ssa,
+                &Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": subject})),
+            )
+            .await
+            .map_err(|e| format!("clusterrolebinding {name}: {e}"))?;
+        } else {
+            for ns in namespaces {
+                let roles: Api<Role> = Api::namespaced(c.clone(), ns);
+                roles
+                    .patch(
+                        name,
+                        &ssa,
+                        &Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns}, "rules": rules})),
+                    )
+                    .await
+                    .map_err(|e| format!("role {ns}/{name}: {e}"))?;
+                let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+                rbs.patch(
+                    name,
+                    &ssa,
+                    &Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": subject})),
+                )
+                .await
+                .map_err(|e| format!("rolebinding {ns}/{name}: {e}"))?;
+            }
+        }
+        let tr: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 7200}}))
+            .map_err(|e| e.to_string())?;
+        let got = sas
+            .create_token_request(name, &PostParams::default(), &tr)
+            .await
+            .map_err(|e| format!("token for {name}: {e}"))?;
+        got.status
+            .map(|s| s.token)
+            .ok_or_else(|| Failed::from("no token in the TokenRequest's status"))
+    })?;
+    let context = format!("netreach-test-{name}");
+    let kubeconfig = write_kubeconfig(admin, &context, None, json!({"token": token}))?;
+    Ok(Sa {
+        context,
+        kubeconfig,
+    })
+}
+
+/// Removes a test ServiceAccount's cluster-wide binding (Roles go with their namespaces).
+pub fn remove_cluster_binding(admin: &str, name: &str) {
+    let rt = rt();
+    let _ = rt.block_on(async {
+        let c = client(admin).await?;
+        let crbs: Api<ClusterRoleBinding> = Api::all(c.clone());
+        let _ = crbs.delete(name, &DeleteParams::default()).await;
+        let crs: Api<ClusterRole> = Api::all(c);
+        let _ = crs.delete(name, &DeleteParams::default()).await;
+        Ok::<_, Failed>(())
+    });
+}
+
+/// What the fault proxy does with traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forward as it comes.
+    Pass,
+    /// Hold every chunk this long before forwarding it (a slow API server).
+    Delay(Duration),
+    /// Forward nothing (a hung API server); connections stay open.
+    Hang,
+}
+
+/// A TCP proxy in front of the API server (TLS passes through untouched).
+#[derive(Clone, Debug)]
+pub struct FaultProxy {
+    mode: Arc<Mutex<ProxyMode>>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// A kubeconfig whose context (`netreach-proxy`) talks to the API server through it.
+    pub kubeconfig: PathBuf,
+    /// That context.
+    pub context: String,
+}
+
+impl FaultProxy {
+    /// Starts a proxy for `admin`'s API server; its kubeconfig uses the admin's credentials.
+    pub fn start(admin: &str, name: &str) -> Result<FaultProxy, Failed> {
+        let (server, _) = cluster_of(admin)?;
+        let upstream = server
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned();
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        let mode = Arc::new(Mutex::new(ProxyMode::Pass));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (m, cs) = (Arc::clone(&mode), Arc::clone(&conns));
+        std::thread::spawn(move || {
+            for down in l.incoming().flatten() {
+                let Ok(up) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                if let Ok(mut v) = cs.lock() {
+                    v.extend(down.try_clone().ok());
+                    v.extend(up.try_clone().ok());
+                }
+                for (from, to) in [
+                    (down.try_clone(), up.try_clone()),
+                    (up.try_clone(), down.try_clone()),
+                ] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                        continue;
+                    };
+                    let m = Arc::clone(&m);
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            loop {
+                                let mode = m.lock().map(|g| *g).unwrap_or(ProxyMode::Pass);
+                                match mode {
+                                    ProxyMode::Pass => break,
+                                    ProxyMode::Delay(d) => {
+                                        std::thread::sleep(d);
+                                        break;
+                                    }
+                                    ProxyMode::Hang => {
+                                        std::thread::sleep(Duration::from_millis(50))
+                                    }
+                                }
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        let context = format!("netreach-proxy-{name}");
+        let kubeconfig = write_kubeconfig(
+            admin,
+            &context,
+            Some(&format!("https://127.0.0.1:{port}")),
+            admin_user(admin)?,
+        )?;
+        Ok(FaultProxy {
+            mode,
+            conns,
+            kubeconfig,
+            context,
+        })
+    }
+
+    /// Changes what it does from now on.
+    pub fn set(&self, mode: ProxyMode) {
+        if let Ok(mut m) = self.mode.lock() {
+            *m = mode;
+        }
+    }
+
+    /// Cuts every connection open now (a broken stream, as a restarting API server or a lost
+    /// network gives).
+    pub fn cut(&self) {
+        if let Ok(mut v) = self.conns.lock() {
+            for c in v.drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
