@@ -7,7 +7,7 @@
 /// Every probed cell agreed with its expectation; `validate` found no error.
 pub const SUCCESS: i32 = 0;
 /// At least one cell disagreed with its expectation (`run`), a scenario is invalid
-/// (`validate`, whose only job is to judge scenarios), or `lint` found something.
+/// (`validate`, whose only job is to judge scenarios), or `lint` found an error or a warning.
 pub const MISMATCH: i32 = 1;
 /// Bad command line (clap's code).
 pub const USAGE: i32 = 2;
@@ -33,7 +33,7 @@ pub const TABLE: [(i32, &str, &str); 7] = [
     (
         MISMATCH,
         "mismatch",
-        "a cell disagreed with its expectation (validate: a scenario is invalid; lint: findings)",
+        "a cell disagreed with its expectation (validate: a scenario is invalid; lint: an error or warning finding)",
     ),
     (USAGE, "usage", "bad command line"),
     (

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::engine::query::{self, NearMiss};
 use crate::engine::{self, Explanation, Side, Spec, Tri, World};
 use crate::model::{CellKey, PodId, PortProto, Protocol, Scenario, Target, Verdict, Via};
 
@@ -66,8 +67,12 @@ pub struct Answer {
     pub step: usize,
     /// Step name.
     pub step_name: String,
-    /// The engine's verdict and reasons.
+    /// The engine's verdict and reasons; every rule hit points at its rule's line.
     pub explanation: Explanation,
+    /// For each side that blocks: the rules of its policies that admit the connection's peer
+    /// but not its port, or its port but not its peer, and why the other part missed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub near_misses: Vec<NearMiss>,
     /// The scenario's expectation for the cell, when it probes it: verdict and origin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<(Verdict, String)>,
@@ -159,11 +164,25 @@ pub fn answer(s: &Scenario, q: &Query) -> Result<Vec<Answer>, ExplainError> {
     let mut out = Vec::new();
     for n in steps {
         let step = &s.steps[n - 1];
+        let w = &worlds[n - 1];
         for c in &cells {
+            let mut explanation = engine::explain(w, c);
+            query::locate_rules(w, &mut explanation);
+            let blocked: Vec<&str> = [&explanation.dns, &explanation.egress, &explanation.ingress]
+                .into_iter()
+                .flatten()
+                .filter(|side| side.verdict == Tri::No)
+                .map(|side| side.direction)
+                .collect();
+            let near_misses = query::near_misses(w, c)
+                .into_iter()
+                .filter(|m| blocked.contains(&m.side))
+                .collect();
             out.push(Answer {
                 step: n,
                 step_name: step.name.clone(),
-                explanation: engine::explain(&worlds[n - 1], c),
+                explanation,
+                near_misses,
                 expected: step
                     .expected
                     .cells
@@ -203,7 +222,7 @@ pub fn render(answers: &[Answer]) -> String {
             );
         }
         for side in [&e.dns, &e.egress, &e.ingress].into_iter().flatten() {
-            render_side(&mut s, side);
+            render_side(&mut s, side, &a.near_misses);
         }
         if e.ingress.is_some() && e.egress.is_some() {
             let _ = writeln!(
@@ -246,7 +265,7 @@ pub fn render(answers: &[Answer]) -> String {
     s
 }
 
-fn render_side(s: &mut String, side: &Side) {
+fn render_side(s: &mut String, side: &Side, near_misses: &[NearMiss]) {
     let _ = writeln!(s, "  {}", side.summary);
     for h in &side.allowed_by {
         let maybe = if h.certain == Tri::Unknown {
@@ -268,6 +287,16 @@ fn render_side(s: &mut String, side: &Side) {
         };
         for p in &side.isolated_by {
             let _ = writeln!(s, "    {p}: no {dir} rule admits it");
+            for m in near_misses
+                .iter()
+                .filter(|m| m.side == side.direction && m.policy == *p)
+            {
+                let _ = writeln!(
+                    s,
+                    "      near miss: {} rule {} ({}): {}, but {}",
+                    m.direction, m.rule, m.origin, m.matched, m.missed
+                );
+            }
         }
     }
     for w in &side.unknown_because {

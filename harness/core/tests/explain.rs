@@ -1,5 +1,5 @@
-//! `netreach explain` snapshots: each query against fixtures/explain/shop.yaml must render exactly
-//! as fixtures/explain/<name>.txt. `UPDATE_SNAPSHOTS=1 cargo test --test explain` rewrites them
+//! `netreach explain` snapshots: each query against fixtures/explain/shop.yaml (or
+//! near-miss.yaml) must render exactly as fixtures/explain/<name>.txt. `UPDATE_SNAPSHOTS=1 cargo test --test explain` rewrites them
 //! (review the diff).
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,14 @@ fn root() -> PathBuf {
 }
 
 fn scenario() -> netreach_core::model::Scenario {
-    // Relative (tests run in harness/), so the snapshots name the file the same on every checkout.
-    let l = netreach_core::scenario::load(Path::new("../../fixtures/explain/shop.yaml"));
+    load("shop.yaml")
+}
+
+fn load(name: &str) -> netreach_core::model::Scenario {
+    // Relative (tests run in harness/core), so the snapshots name the file the same on every
+    // checkout.
+    let path = format!("../../fixtures/explain/{name}");
+    let l = netreach_core::scenario::load(Path::new(&path));
     l.scenario
         .unwrap_or_else(|| panic!("{}", l.diagnostics.render(false)))
 }
@@ -30,7 +36,8 @@ fn q(from: &str, to: &str, port: Option<&str>, via: Option<Via>, step: Option<us
 
 #[test]
 fn snapshots() {
-    let s = scenario();
+    let shop = scenario();
+    let near = load("near-miss.yaml");
     let cases = [
         (
             "web-to-db",
@@ -57,11 +64,24 @@ fn snapshots() {
             q("shop/db", "dns:example.org", None, None, Some(2)),
         ),
         ("loopback", q("shop/web", "shop/web", None, None, Some(2))),
+        (
+            "near-miss-ingress-nginx",
+            q("ingress-nginx/controller", "web/site", None, None, None),
+        ),
+        (
+            "near-miss-prom",
+            q("ops/prom", "web/site", None, None, None),
+        ),
     ];
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut failed = Vec::new();
     for (name, query) in cases {
-        let got = render(&answer(&s, &query).expect("answerable"));
+        let s = if name.starts_with("near-miss") {
+            &near
+        } else {
+            &shop
+        };
+        let got = render(&answer(s, &query).expect("answerable"));
         let path = root().join(format!("fixtures/explain/{name}.txt"));
         if update {
             std::fs::write(&path, &got).expect("write snapshot");

@@ -8,8 +8,8 @@
 //! # expect-lint: none
 //! ```
 //!
-//! where `<line>` is the line of the policy the finding names (its `origin`, in the fixture
-//! itself). The multiset of reported (rule, line) pairs must equal the annotated one exactly;
+//! where `<line>` is the line the finding points at (its `origin`, in the fixture itself): the
+//! ingress/egress rule it is about, or the policy's `metadata` for findings about a policy. The multiset of reported (rule, line) pairs must equal the annotated one exactly;
 //! `none` means no finding at all. Every rule needs `<rule>-positive.yaml`, which announces at
 //! least one finding of that rule, and `<rule>-negative.yaml`, a near miss that announces `none`.
 //! All fixtures are checked before the test fails.
@@ -233,4 +233,34 @@ fn annotations_parse_strictly() {
     ] {
         assert!(parse_annotations(bad).is_err(), "{bad}");
     }
+}
+
+/// README's Lint table lists every rule, with its default severity, in the code's order.
+#[test]
+fn readme_rule_table_matches_the_code() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = fs::read_to_string(&path).expect("README.md");
+    let section = readme
+        .split("\n## Lint\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a `## Lint` section");
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
+        })
+        .collect();
+    let code: Vec<(String, String)> = LintRule::ALL
+        .iter()
+        .map(|r| {
+            (
+                r.name().to_owned(),
+                r.default_severity().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, code, "README.md's Lint table (rule | severity | ...)");
 }

@@ -34,8 +34,10 @@ enum Command {
         #[arg(long)]
         short: bool,
     },
-    /// Warn about policies that are valid but probably not what was meant (allow-all rules,
-    /// unselected pods, blocked DNS, selectors that select nothing, dead named ports).
+    /// Report policies that are valid but probably not what was meant (rules open to anywhere,
+    /// isolation without rules, unselected pods, blocked DNS, selectors that select nothing or
+    /// name unset labels, dead named ports). Errors and warnings fail the exit code, info does
+    /// not.
     Lint {
         /// Scenario files or folders of them.
         #[arg(required = true)]
@@ -47,6 +49,14 @@ enum Command {
         /// scenarios that isolate only some pods on purpose.
         #[arg(long, value_name = "RULE")]
         skip: Vec<String>,
+        /// Make a rule's findings errors, so they fail the exit code (repeatable), e.g.
+        /// `--deny unselected-pods`.
+        #[arg(long, value_name = "RULE")]
+        deny: Vec<String>,
+        /// Make a rule's findings info, so they are reported but never fail the exit code
+        /// (repeatable), e.g. `--allow ingress-from-anywhere` for a public endpoint.
+        #[arg(long, value_name = "RULE")]
+        allow: Vec<String>,
     },
     /// Run scenarios against a cluster.
     Run(netreach::cli::run::RunArgs),
@@ -129,7 +139,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { paths, short } => validate(&paths, short),
-        Command::Lint { paths, json, skip } => lint(&paths, json, &skip),
+        Command::Lint {
+            paths,
+            json,
+            skip,
+            deny,
+            allow,
+        } => lint(&paths, json, &skip, &deny, &allow),
         Command::Run(args) => netreach::cli::run::main(&args),
         Command::Explain {
             scenario,
@@ -228,21 +244,52 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
     })
 }
 
-fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
-    let mut skipped = Vec::new();
-    for name in skip {
-        let Some(rule) = netreach::lint::LintRule::from_name(name) else {
-            let names: Vec<&str> = netreach::lint::LintRule::ALL
-                .iter()
-                .map(|r| r.name())
-                .collect();
-            eprintln!(
-                "netreach lint: --skip {name}: no such rule (rules: {})",
-                names.join(", ")
-            );
+/// Parses `--<flag> <rule>` values; `Err` is the usage message.
+fn lint_rules(flag: &str, names: &[String]) -> Result<Vec<netreach::lint::LintRule>, String> {
+    use netreach::lint::LintRule;
+    names
+        .iter()
+        .map(|name| {
+            LintRule::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = LintRule::ALL.iter().map(|r| r.name()).collect();
+                let renamed = LintRule::renamed(name)
+                    .map(|r| format!("; `{name}` is now {r}"))
+                    .unwrap_or_default();
+                format!(
+                    "netreach lint: --{flag} {name}: no such rule (rules: {}){renamed}",
+                    names.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn lint(
+    paths: &[PathBuf],
+    json: bool,
+    skip: &[String],
+    deny: &[String],
+    allow: &[String],
+) -> anyhow::Result<i32> {
+    use netreach::lint::LintSeverity;
+    let parsed = (
+        lint_rules("skip", skip),
+        lint_rules("deny", deny),
+        lint_rules("allow", allow),
+    );
+    let (skipped, denied, allowed) = match parsed {
+        (Ok(s), Ok(d), Ok(a)) => (s, d, a),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("{e}");
             return Ok(exit::USAGE);
-        };
-        skipped.push(rule);
+        }
+    };
+    if let Some(both) = denied.iter().find(|r| allowed.contains(r)) {
+        eprintln!(
+            "netreach lint: `{}` is given to both --deny and --allow; pick one",
+            both.name()
+        );
+        return Ok(exit::USAGE);
     }
     let files = match scenario::discover(paths) {
         Ok(f) if !f.is_empty() => f,
@@ -268,6 +315,12 @@ fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
         }
     }
     report.skip(&skipped);
+    for r in denied {
+        report.set_severity(r, LintSeverity::Error);
+    }
+    for r in allowed {
+        report.set_severity(r, LintSeverity::Info);
+    }
     let text = if json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -280,9 +333,12 @@ fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
         return Err(e.into());
     }
     eprintln!(
-        "linted {} scenario(s): {} finding(s); {} invalid scenario(s) not linted",
+        "linted {} scenario(s): {} finding(s) ({} error(s), {} warning(s), {} info); {} invalid scenario(s) not linted",
         report.scenarios.len(),
         report.finding_count(),
+        report.count(LintSeverity::Error),
+        report.count(LintSeverity::Warning),
+        report.count(LintSeverity::Info),
         report.invalid.len()
     );
     Ok(report.exit_code())

@@ -19,6 +19,7 @@
 
 mod describe;
 mod matching;
+pub mod query;
 mod world;
 
 pub use describe::{describe_peer, describe_selector};

@@ -827,7 +827,11 @@ fn arb_rule() -> impl Strategy<Value = Rule> {
         prop::option::of(prop::collection::vec(arb_peer(), 0..3)),
         prop::option::of(prop::collection::vec(arb_port(), 0..3)),
     )
-        .prop_map(|(peers, ports)| Rule { peers, ports })
+        .prop_map(|(peers, ports)| Rule {
+            peers,
+            ports,
+            line: 0,
+        })
 }
 
 fn arb_policy(i: usize) -> impl Strategy<Value = NetworkPolicy> {

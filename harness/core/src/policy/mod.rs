@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 
 use crate::bind::{BindError, Bindings};
-use crate::diag::{Code, DiagExt, Sink};
+use crate::diag::{Code, DiagExt, Pos, Sink};
 use crate::model::{PodId, Protocol};
 use crate::names::{check_dns_subdomain, check_label_key, check_label_value, check_port_name};
 use crate::scenario::raw::Sp;
@@ -258,6 +258,9 @@ pub struct Rule {
     pub peers: Option<Vec<Peer>>,
     /// `ports`.
     pub ports: Option<Vec<PolicyPort>>,
+    /// 1-based line of the rule (its `ingress:`/`egress:` entry) in the policy's file, for
+    /// reports (`netreach explain`, `netreach lint`); 0 when unknown.
+    pub line: usize,
 }
 
 /// A validated NetworkPolicy, in logical names.
@@ -518,13 +521,19 @@ pub fn check_policy(
     let ingress = spec.ingress.map(|rules| {
         rules
             .into_iter()
-            .map(|r| check_rule(r.from, r.ports, cx, sink))
+            .map(|r| {
+                let line = Pos::from_location(sink.file, &r.referenced).line;
+                check_rule(r.value.from, r.value.ports, line, cx, sink)
+            })
             .collect::<Vec<_>>()
     });
     let egress = spec.egress.map(|rules| {
         rules
             .into_iter()
-            .map(|r| check_rule(r.to, r.ports, cx, sink))
+            .map(|r| {
+                let line = Pos::from_location(sink.file, &r.referenced).line;
+                check_rule(r.value.to, r.value.ports, line, cx, sink)
+            })
             .collect::<Vec<_>>()
     });
     if sink.out.error_count() > errors_before {
@@ -592,12 +601,13 @@ fn declared_help<'a>(names: impl Iterator<Item = &'a String>) -> String {
 fn check_rule(
     peers: Option<Vec<Sp<RawPeer>>>,
     ports: Option<Vec<RawPolicyPort>>,
+    line: usize,
     cx: &PolicyContext<'_>,
     sink: &mut Sink<'_>,
 ) -> Rule {
     let peers = peers.map(|ps| ps.iter().filter_map(|p| check_peer(p, cx, sink)).collect());
     let ports = ports.map(|ps| ps.into_iter().filter_map(|p| check_port(p, sink)).collect());
-    Rule { peers, ports }
+    Rule { peers, ports, line }
 }
 
 fn check_peer(peer: &Sp<RawPeer>, cx: &PolicyContext<'_>, sink: &mut Sink<'_>) -> Option<Peer> {
@@ -1033,6 +1043,7 @@ mod tests {
         let rule = Rule {
             peers: None,
             ports: None,
+            line: 0,
         };
         assert_eq!(
             p(None, Some(vec![rule])).effective_types(),

@@ -59,10 +59,12 @@ pub struct RawPolicySpec {
     pub policy_types: Option<Vec<Sp<String>>>,
     /// Ingress rules.
     #[serde(default)]
-    pub ingress: Option<Vec<RawIngressRule>>,
+    #[schemars(with = "Option<Vec<RawIngressRule>>")]
+    pub ingress: Option<Vec<Sp<RawIngressRule>>>,
     /// Egress rules.
     #[serde(default)]
-    pub egress: Option<Vec<RawEgressRule>>,
+    #[schemars(with = "Option<Vec<RawEgressRule>>")]
+    pub egress: Option<Vec<Sp<RawEgressRule>>>,
 }
 
 /// An ingress rule.
