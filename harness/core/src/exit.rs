@@ -2,7 +2,8 @@
 //!
 //! When several apply, the most important wins, in this order: [`INVALID`] (nothing ran),
 //! [`MISMATCH`] (the cluster disagrees with a scenario: the signal netreach exists for),
-//! [`INFRASTRUCTURE`] (some cells could not be decided), [`UNSUPPORTED`], [`SUCCESS`].
+//! [`INFRASTRUCTURE`] (some cells could not be decided), [`DRIFT`] (`--baseline`: cells changed
+//! since the baseline run), [`UNSUPPORTED`], [`SUCCESS`].
 
 /// Every probed cell agreed with its expectation; `validate` found no error.
 pub const SUCCESS: i32 = 0;
@@ -19,12 +20,15 @@ pub const INFRASTRUCTURE: i32 = 4;
 /// No mismatch and no infrastructure error, but some cells could not be tested on this cluster
 /// (e.g. SCTP where the kernel has none).
 pub const UNSUPPORTED: i32 = 5;
+/// `run --baseline` (or `diff`): some cell's observation changed since the baseline report,
+/// although nothing else failed (opened, closed, or another change).
+pub const DRIFT: i32 = 6;
 /// Interrupted (Ctrl-C, SIGTERM): what the run created was deleted first (or, after a second
 /// signal, what may be left was named).
 pub const INTERRUPTED: i32 = 130;
 
 /// Name and meaning of every code, for `--help` and docs.
-pub const TABLE: [(i32, &str, &str); 7] = [
+pub const TABLE: [(i32, &str, &str); 8] = [
     (
         SUCCESS,
         "success",
@@ -50,6 +54,11 @@ pub const TABLE: [(i32, &str, &str); 7] = [
         UNSUPPORTED,
         "unsupported",
         "some cells cannot be tested on this cluster (e.g. SCTP)",
+    ),
+    (
+        DRIFT,
+        "drift",
+        "run --baseline / diff: a cell's observation changed since the baseline",
     ),
     (
         INTERRUPTED,

@@ -25,6 +25,16 @@ type BatchItem<'a> = (usize, &'a ProbeAction, Vec<String>);
 /// One exec: (real namespace, pod name, cell index in per-cell mode or 0).
 pub type SourcePod = (String, String, usize);
 
+/// Execs in flight across every session of this process (`--parallelism` of a run with
+/// `--jobs`): set once, before the first round.
+static LIMIT: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::OnceLock::new();
+
+/// Bounds the execs in flight across all sessions of this process (first call wins).
+pub fn set_global_limit(n: usize) {
+    let _ = LIMIT.set(std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+}
+
 /// How long an exec of probes bounded by `t` may take: the probes run concurrently, so one
 /// timeout plus curl's extra second, plus room for exec start-up on a loaded node.
 pub fn exec_deadline(t: ProbeTimeout) -> Duration {
@@ -172,6 +182,12 @@ pub async fn probe_round(
             let script = batch.script.clone();
             let key = key.clone();
             async move {
+                // The process-wide bound, if one is set (waiting for it is not part of the
+                // exec's deadline).
+                let _permit = match LIMIT.get() {
+                    Some(s) => Some(std::sync::Arc::clone(s).acquire_owned().await),
+                    None => None,
+                };
                 let r = exec_script(client, key.0.clone(), key.1.clone(), script, limit).await;
                 (key, r)
             }

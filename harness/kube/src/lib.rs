@@ -100,6 +100,31 @@ pub fn connect(context: &str, opts: KubeOptions) -> Result<Box<dyn Cluster>, Inf
     Ok(Box::new(KubeCluster::connect(context, opts)?))
 }
 
+/// How many schedulable nodes the cluster has (`None`: the credentials may not list nodes).
+pub fn schedulable_nodes(context: &str, kubeconfig: Option<&std::path::Path>) -> Option<usize> {
+    use k8s_openapi::api::core::v1::Node;
+    let rt = client::small_runtime(context).ok()?;
+    rt.block_on(async {
+        let c = client::client_from(context, kubeconfig).await.ok()?;
+        let nodes: kube::Api<Node> = kube::Api::all(c);
+        let list = tokio::time::timeout(Duration::from_secs(10), nodes.list(&Default::default()))
+            .await
+            .ok()?
+            .ok()?;
+        Some(
+            list.items
+                .iter()
+                .filter(|n| {
+                    !n.spec
+                        .as_ref()
+                        .and_then(|s| s.unschedulable)
+                        .unwrap_or(false)
+                })
+                .count(),
+        )
+    })
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()

@@ -14,5 +14,6 @@ pub use netreach_kube as kube;
 
 pub mod bench;
 pub mod cli;
+pub mod progress;
 pub mod serve;
 pub mod signal;

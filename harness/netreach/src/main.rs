@@ -59,7 +59,7 @@ enum Command {
         allow: Vec<String>,
     },
     /// Run scenarios against a cluster.
-    Run(netreach::cli::run::RunArgs),
+    Run(Box<netreach::cli::run::RunArgs>),
     /// What the NetworkPolicy specification says about one connection, step by step, and why:
     /// which policies select the source for egress and the destination for ingress, which rule
     /// and peer admit it, or that none does.

@@ -230,11 +230,7 @@ mod support;
 type Test = (&'static str, fn(&str) -> Result<(), Failed>);
 
 /// Cluster tests of one group (`faults`, ...): ignored with the reason without a context.
-fn group_trials(
-    group: &'static str,
-    tests: &[Test],
-    context: Option<String>,
-) -> Vec<Trial> {
+fn group_trials(group: &'static str, tests: &[Test], context: Option<String>) -> Vec<Trial> {
     tests
         .iter()
         .map(|&(name, body)| {

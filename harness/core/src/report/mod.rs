@@ -2,6 +2,7 @@
 //!
 //! Pure: reports are values; renderers return strings. Writing files is the caller's business.
 
+pub mod diff;
 pub mod json;
 pub mod junit;
 pub mod text;

@@ -9,7 +9,7 @@ use crate::kube::{self, KubeOptions};
 use crate::names::Naming;
 use crate::probe::ProbeTimeout;
 use crate::report::{self, ScenarioReport};
-use crate::run::{Event, RunOptions, new_run_id, run_scenario};
+use crate::run::{RunOptions, new_run_id, run_scenario};
 use crate::scenario;
 
 /// Arguments of `netreach run`.
@@ -56,9 +56,23 @@ pub struct RunArgs {
     /// Per-probe timeout inside the pod, in seconds.
     #[arg(long, default_value_t = 2, value_name = "SECS")]
     pub probe_timeout: u32,
-    /// Execs in flight at once.
+    /// Execs in flight at once, across every scenario running concurrently.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    /// Scenarios run at once, each in its own namespaces (default: two per schedulable node,
+    /// at most 8; 2 when nodes cannot be listed). Reports stay in file order. Verbatim or
+    /// given namespaces run one at a time.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// A previous JSON report (`--json`): report every cell whose observation changed since
+    /// then (opened, closed, changed), also when both runs passed; exit 6 (drift) when one did
+    /// and nothing else failed.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Also the expected and observed tables, and each failing probe's time, exit code and
+    /// output.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Expect what the NetworkPolicy specification says (the policy engine, with the run's
     /// addresses) wherever it decides a cell, instead of the scenario's expectations; cells
     /// the specification leaves open keep the scenario's.
@@ -256,39 +270,67 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
     if let Some(img) = &args.probe_image {
         kube_opts.probe_image = img.clone();
     }
-    let progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let mut reports: Vec<ScenarioReport> = Vec::new();
-    for s in &scenarios {
-        // Every scenario gets its own run id, so scenarios sharing logical names never collide.
-        let naming = if args.verbatim_namespaces {
-            Naming::Verbatim
-        } else {
-            Naming::PerRun {
-                run_id: new_run_id(),
-            }
-        };
-        let opts = RunOptions {
-            run_id: match &naming {
-                Naming::PerRun { run_id } => run_id.clone(),
-                Naming::Verbatim => new_run_id(),
-            },
-            naming,
-            ..base.clone()
-        };
-        let r = match kube::connect(context, kube_opts.clone()) {
-            Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |e| {
-                if progress {
-                    show(e);
-                }
-            }),
-            Err(e) => ScenarioReport::not_run(s, e.to_string()),
-        };
-        // Interrupted: the signal thread cleans up and exits with 130; a report of the
-        // half-done scenario would only mislead.
-        kube::live::wait_if_interrupted();
-        print!("{}", report::text::render_scenario(&r));
-        reports.push(r);
+    let baseline = match &args.baseline {
+        Some(p) => {
+            let v: serde_json::Value = std::fs::read(p)
+                .map_err(anyhow::Error::from)
+                .and_then(|d| serde_json::from_slice(&d).map_err(anyhow::Error::from))
+                .map_err(|e| anyhow::anyhow!("--baseline {}: {e}", p.display()))?;
+            Some(
+                report::diff::cells(&v)
+                    .map_err(|e| anyhow::anyhow!("--baseline {}: {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let jobs = if args.verbatim_namespaces || !base.given_namespaces.is_empty() {
+        1
+    } else {
+        args.jobs.unwrap_or_else(|| {
+            kube::schedulable_nodes(context, None).map_or(2, |n| (2 * n).clamp(1, 8))
+        })
     }
+    .max(1)
+    .min(scenarios.len().max(1));
+    kube::exec::set_global_limit(args.parallelism.max(1));
+    let text_opts = report::text::TextOptions {
+        verbose: args.verbose,
+    };
+    let progress = crate::progress::Progress::start(scenarios.len());
+    let reports = run_all(
+        &scenarios,
+        jobs,
+        &progress,
+        &|s: &crate::model::Scenario| {
+            // Every scenario gets its own run id, so scenarios sharing logical names never collide.
+            let naming = if args.verbatim_namespaces {
+                Naming::Verbatim
+            } else {
+                Naming::PerRun {
+                    run_id: new_run_id(),
+                }
+            };
+            let opts = RunOptions {
+                run_id: match &naming {
+                    Naming::PerRun { run_id } => run_id.clone(),
+                    Naming::Verbatim => new_run_id(),
+                },
+                naming,
+                ..base.clone()
+            };
+            let name = s.full_name();
+            let r = match kube::connect(context, kube_opts.clone()) {
+                Ok(mut c) => run_scenario(s, c.as_mut(), &opts, &mut |e| progress.event(&name, e)),
+                Err(e) => ScenarioReport::not_run(s, e.to_string()),
+            };
+            // Interrupted: the signal thread cleans up and exits with 130; a report of the
+            // half-done scenario would only mislead.
+            kube::live::wait_if_interrupted();
+            r
+        },
+        &|r: &ScenarioReport| progress.print(&report::text::render_scenario_with(r, text_opts)),
+    );
+    progress.finish();
     if let Some(p) = &args.junit {
         let info = report::junit::JunitInfo {
             context: Some(context.to_owned()),
@@ -309,33 +351,66 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
         std::fs::write(p, report::json::render(&reports))?;
     }
     print!("{}", report::text::render_summary(&reports));
-    let Some(known) = &known else {
-        return Ok(report::exit_code(&reports));
+    let (mut code, lines) = match &known {
+        Some(known) => crate::known::exit_code_with(&reports, known),
+        None => (report::exit_code(&reports), Vec::new()),
     };
-    let (code, lines) = crate::known::exit_code_with(&reports, known);
     for l in &lines {
         println!("{l}");
+    }
+    if let Some(old) = &baseline {
+        let now = report::diff::cells(&serde_json::from_str(&report::json::render(&reports))?)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let changes = report::diff::diff(old, &now);
+        print!("{}", report::diff::render(&changes));
+        if changes.iter().any(report::diff::is_drift)
+            && matches!(code, exit::SUCCESS | exit::UNSUPPORTED)
+        {
+            code = exit::DRIFT;
+        }
     }
     Ok(code)
 }
 
-fn show(e: &Event) {
-    match e {
-        Event::Deploying { scenario, pods } => {
-            eprintln!("netreach: {scenario}: deploying {pods} pod(s)")
+/// Runs `scenarios` on `jobs` threads, each scenario by `one`; hands each report to `print` in
+/// file order (as soon as every earlier one is done) and returns them in file order.
+fn run_all(
+    scenarios: &[crate::model::Scenario],
+    jobs: usize,
+    progress: &crate::progress::Progress,
+    one: &(dyn Fn(&crate::model::Scenario) -> ScenarioReport + Sync),
+    print: &(dyn Fn(&ScenarioReport) + Sync),
+) -> Vec<ScenarioReport> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<ScenarioReport>>> = Mutex::new(vec![None; scenarios.len()]);
+    let printed = Mutex::new(0usize);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(s) = scenarios.get(i) else { break };
+                    progress.begin(&s.full_name(), s.steps.len());
+                    let r = one(s);
+                    progress.end(&s.full_name(), &report::text::headline(&r));
+                    let Ok(mut d) = done.lock() else { break };
+                    d[i] = Some(r);
+                    // Print what is complete, in order.
+                    if let Ok(mut p) = printed.lock() {
+                        while let Some(Some(r)) = d.get(*p) {
+                            print(r);
+                            *p += 1;
+                        }
+                    }
+                }
+            });
         }
-        Event::StepStarted { index, name, cells } => {
-            eprintln!("netreach:   step {index} \"{name}\": {cells} cell(s)")
-        }
-        Event::Probed {
-            round,
-            cells,
-            disagreeing,
-            ..
-        } => {
-            eprintln!("netreach:     round {round}: {cells} probed, {disagreeing} disagreeing")
-        }
-        Event::StepFinished { .. } => {}
-        Event::TearingDown => eprintln!("netreach:   cleaning up"),
-    }
+    });
+    done.into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
 }
