@@ -241,7 +241,11 @@
     h += row('expected', '<b>' + esc(str(sc, c[EXP])) + '</b> \u2014 decided by the ' + esc(str(sc, c[ORIGIN])) + line);
     h += row('observed', '<b>' + esc(str(sc, c[OBS])) + '</b> \u2014 ' + esc(str(sc, c[WHY])) + '<br><span class="mono">outcome: ' + esc(str(sc, c[OUTCOME])) + '</span>');
     if (c[SPEC] >= 0) {
-      h += row('specification', '<b>' + esc(str(sc, c[SPEC])) + '</b> \u2014 ' + esc(joined(sc, c[SPEC_WHY], '; ') || '') +
+      // The reasons start with the verdict (`block: egress of …`), shown in bold already.
+      const spec = str(sc, c[SPEC]);
+      let why = joined(sc, c[SPEC_WHY], '; ') || '';
+      if (why.startsWith(spec + ': ')) why = why.slice(spec.length + 2);
+      h += row('specification', '<b>' + esc(spec) + '</b> \u2014 ' + esc(why) +
         (c[THREE_WAY] >= 0 ? '<div class="warn">' + esc(str(sc, c[THREE_WAY])) + '</div>' : ''));
     } else {
       h += row('specification', '<span class="unknown">not recorded</span>');

@@ -405,3 +405,77 @@ fn a_cell_without_a_command_says_so() {
     assert_eq!(c[14], -1);
     assert_eq!(c[16], serde_json::Value::Null);
 }
+
+/// The benchmark report of BENCHMARKS.md: the shipped scenarios (answered as the specification
+/// says) and one of 30 pods serving two ports (1,800 cells a step, three steps).
+fn bench_reports() -> Vec<ScenarioReport> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let files = crate::scenario::discover(&[root.join("scenarios")]).expect("scenarios");
+    let mut reports: Vec<ScenarioReport> = files
+        .iter()
+        .map(|f| {
+            let s = crate::scenario::load(f).scenario.expect("valid");
+            let mut c = FakeCluster::following_spec(&s);
+            c.repro_context = Some("kind-netreach".into());
+            run_scenario(
+                &s,
+                &mut c,
+                &RunOptions::fast(Naming::PerRun { run_id: "b".into() }),
+                &mut |_| {},
+            )
+        })
+        .collect();
+    let mut y = String::from("version: 1\nnamespaces: [{name: a}, {name: b}, {name: c}]\npods:\n");
+    for i in 0..30 {
+        let ns = ["a", "b", "c"][i % 3];
+        y.push_str(&format!(
+            "  - {{name: p{i:02}, namespace: {ns}, ports: [80/tcp, 81/tcp]}}\n"
+        ));
+    }
+    y.push_str("steps:\n  - name: open\n    expect: [{default: allow}]\n  - name: again\n    expect: [{default: allow}]\n  - name: and again\n    expect: [{default: allow}]\n");
+    let l = crate::scenario::load_str(
+        Path::new("scenarios/thirty.yaml"),
+        &y,
+        &crate::scenario::MemReader::default(),
+    );
+    let s = l
+        .scenario
+        .unwrap_or_else(|| panic!("{}", l.diagnostics.render(false)));
+    let mut c = FakeCluster::following_spec(&s);
+    c.repro_context = Some("kind-netreach".into());
+    reports.push(run_scenario(
+        &s,
+        &mut c,
+        &RunOptions::fast(Naming::PerRun { run_id: "b".into() }),
+        &mut |_| {},
+    ));
+    reports
+}
+
+/// `cargo test -p netreach-core --release --lib render_time -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: prints the render time of the BENCHMARKS.md report"]
+fn render_time() {
+    let reports = bench_reports();
+    assert_eq!(reports.len(), 14);
+    assert_eq!(reports[13].steps[0].results.len(), 1800);
+    let cells: usize = reports.iter().map(|r| r.counts.total()).sum();
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..7 {
+        let t = std::time::Instant::now();
+        let page = render(&reports, &RunInfo::new());
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        size = page.len();
+    }
+    times.sort_by(f64::total_cmp);
+    let t = std::time::Instant::now();
+    let d = script_json(&data::data(&reports));
+    let data_ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "render: median {:.1} ms (min {:.1}), data alone {data_ms:.1} ms; {size} bytes ({} of data), {cells} cells",
+        times[3],
+        times[0],
+        d.len()
+    );
+}
