@@ -3,8 +3,11 @@
 //! logic; cluster features are proven against a real cluster.
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Cluster, ClusterAction, DeployPlan, InfraError};
-use crate::bind::{Bindings, BoundProbe};
+use super::{Cluster, ClusterAction, DeployPlan, InfraError, cluster_actions};
+use crate::bind::{Bindings, BoundProbe, ProbeAction};
+use crate::engine::{self, Spec, World};
+use crate::model::Scenario;
+use crate::names::Naming;
 use crate::outcome::{Observation, Outcome};
 
 /// What a probe sees, decided by the test.
@@ -37,6 +40,9 @@ pub struct FakeCluster {
     pub fail_deploy: Option<InfraError>,
     /// Fail the `apply` with this index (0-based) with this error.
     pub fail_apply: Option<(usize, InfraError)>,
+    /// Give every observation the repro command a real cluster would (`kubectl --context <this>
+    /// … exec …`), for reports that look like a real run's.
+    pub repro_context: Option<String>,
 }
 
 impl std::fmt::Debug for FakeCluster {
@@ -58,8 +64,72 @@ impl FakeCluster {
             responder: Box::new(responder),
             fail_deploy: None,
             fail_apply: None,
+            repro_context: None,
         }
     }
+
+    /// A cluster that answers every probe as the NetworkPolicy specification says (the policy
+    /// engine, in the state after the steps applied so far, with the addresses this double
+    /// binds): allowed connections connect and names resolve, blocked ones time out, a
+    /// connection by a name that does not resolve fails to resolve. Cells the specification
+    /// leaves open connect.
+    pub fn following_spec(s: &Scenario) -> Self {
+        let plan = DeployPlan::new(s, &Naming::Verbatim, "spec");
+        let b = bindings(&plan);
+        let worlds: Vec<World> = World::per_step(s)
+            .into_iter()
+            .map(|w| w.with_addresses(&b))
+            .collect();
+        // The number of cluster actions applied once each step's changes are in: the state a
+        // probe sees is that of the first step at that count (steps without changes share it).
+        let mut applied_after = Vec::new();
+        let mut total = 0;
+        for st in &s.steps {
+            total += cluster_actions(&st.actions, &b).map_or(st.actions.len(), |a| a.len());
+            applied_after.push(total);
+        }
+        FakeCluster::new(move |p, applied| {
+            let step = applied_after
+                .iter()
+                .position(|&n| n == applied.len())
+                .unwrap_or(worlds.len().saturating_sub(1));
+            let Some(w) = worlds.get(step) else {
+                return Outcome::Connected;
+            };
+            let resolve = matches!(p.action, ProbeAction::Resolve { .. });
+            match (engine::explain(w, &p.cell).verdict, resolve) {
+                (Spec::Block, _) | (Spec::Unresolved, true) => Outcome::TimedOut,
+                (Spec::Unresolved, false) => Outcome::DnsFailure("the name did not resolve".into()),
+                (Spec::Allow | Spec::Unspecified, true) => Outcome::Resolved,
+                (Spec::Allow | Spec::Unspecified, false) => Outcome::Connected,
+            }
+        })
+    }
+}
+
+/// The addresses this double hands out for a plan: pods 10.244.0.x, Services 10.96.0.x,
+/// externals 172.18.0.x, in plan order.
+fn bindings(plan: &DeployPlan) -> Bindings {
+    let mut b = Bindings {
+        namespaces: plan.names.clone(),
+        cluster_domain: "cluster.local".into(),
+        ..Bindings::default()
+    };
+    for (i, p) in plan.pods.iter().enumerate() {
+        let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
+        b.pod_ips
+            .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 244, 0, i)));
+        if p.service {
+            b.service_ips
+                .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 96, 0, i)));
+        }
+    }
+    for (i, e) in plan.externals.iter().enumerate() {
+        let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
+        b.external_ips
+            .insert(e.name.clone(), IpAddr::V4(Ipv4Addr::new(172, 18, 0, i)));
+    }
+    b
 }
 
 impl Cluster for FakeCluster {
@@ -68,26 +138,7 @@ impl Cluster for FakeCluster {
         if let Some(e) = self.fail_deploy.clone() {
             return Err(e);
         }
-        let mut b = Bindings {
-            namespaces: plan.names.clone(),
-            cluster_domain: "cluster.local".into(),
-            ..Bindings::default()
-        };
-        for (i, p) in plan.pods.iter().enumerate() {
-            let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
-            b.pod_ips
-                .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 244, 0, i)));
-            if p.service {
-                b.service_ips
-                    .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 96, 0, i)));
-            }
-        }
-        for (i, e) in plan.externals.iter().enumerate() {
-            let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
-            b.external_ips
-                .insert(e.name.clone(), IpAddr::V4(Ipv4Addr::new(172, 18, 0, i)));
-        }
-        Ok(b)
+        Ok(bindings(plan))
     }
 
     fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError> {
@@ -109,13 +160,19 @@ impl Cluster for FakeCluster {
     fn probe(
         &mut self,
         probes: &[BoundProbe],
-        _timeout: crate::probe::ProbeTimeout,
+        timeout: crate::probe::ProbeTimeout,
     ) -> Result<Vec<Observation>, InfraError> {
         self.calls.push(Call::Probe(probes.len()));
         let applied = self.applied.clone();
         Ok(probes
             .iter()
-            .map(|p| Observation::bare((self.responder)(p, &applied)))
+            .map(|p| {
+                let mut o = Observation::bare((self.responder)(p, &applied));
+                if let Some(ctx) = &self.repro_context {
+                    o.detail.command = crate::probe::repro(Some(ctx), p, timeout);
+                }
+                o
+            })
             .collect())
     }
 

@@ -1,8 +1,10 @@
-//! Reports: the data a run produces, and its renderings (text with truth tables, JSON, JUnit).
+//! Reports: the data a run produces, and its renderings (text with truth tables, JSON, JUnit,
+//! a self-contained HTML page and SVG graphs).
 //!
 //! Pure: reports are values; renderers return strings. Writing files is the caller's business.
 
 pub mod diff;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod text;

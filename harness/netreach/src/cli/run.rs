@@ -33,6 +33,14 @@ pub struct RunArgs {
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained page (grids, cell details with repro
+    /// commands, mismatch filter, changes between steps, graphs); opens from file://.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the graph of who may reach whom here, as SVG: per scenario its first step with a
+    /// mismatch, else its last step.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
     /// Use the scenarios' namespace names as they are, instead of `<name>-<run id>`.
     /// Refuses to run if such a namespace exists already.
     #[arg(long)]
@@ -157,6 +165,7 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
     let Some(context) = require_context(args.context.as_deref()) else {
         return Ok(exit::USAGE);
     };
+    let started = std::time::SystemTime::now();
     let files = scenario::discover(&args.paths)?;
     if files.is_empty() {
         anyhow::bail!("no scenario files (*.yaml, *.yml) found");
@@ -349,6 +358,18 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
     }
     if let Some(p) = &args.json {
         std::fs::write(p, report::json::render(&reports))?;
+    }
+    if let Some(p) = &args.html {
+        let info = report::html::RunInfo {
+            context: Some(context.to_owned()),
+            cluster_version: None,
+            netreach_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started: Some(started),
+        };
+        std::fs::write(p, report::html::render(&reports, &info))?;
+    }
+    if let Some(p) = &args.svg {
+        std::fs::write(p, report::html::svg::svg_document(&reports))?;
     }
     print!("{}", report::text::render_summary(&reports));
     let (mut code, lines) = match &known {
