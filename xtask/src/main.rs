@@ -150,6 +150,7 @@ fn test(args: &[String]) -> Result<()> {
             env.probe_image
         );
     }
+    test_tools(&root, &mut cmd);
     status(&mut cmd)?;
     status(cargo().args(["test", "--workspace", "--doc", "--locked"]))?;
     eprintln!(
@@ -157,6 +158,41 @@ fn test(args: &[String]) -> Result<()> {
         root.join("target/netreach-reports").display()
     );
     Ok(())
+}
+
+/// What the browser and JUnit-reader tests need, installed from the package registries when
+/// missing (Debian's chromium, playwright-core from npm, junitparser from PyPI); their tests are
+/// then switched on. A tool that cannot be installed is said so here, and its test fails (it is
+/// switched on all the same): `cargo xtask test` runs every test, never fewer in silence.
+fn test_tools(root: &Path, cmd: &mut Command) {
+    let sh = |script: &str| {
+        Command::new("sh")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let have_chromium = Path::new("/usr/bin/chromium").exists()
+        || sh("apt-get install -y -q --no-install-recommends chromium || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)");
+    let browser = root.join("harness/netreach/tests/browser");
+    let have_modules = browser.join("node_modules/playwright-core").exists()
+        || sh(&format!("cd '{}' && npm ci --no-audit --no-fund", browser.display()));
+    let have_junitparser = sh("python3 -c 'import junitparser'")
+        || sh("python3 -m pip install --quiet junitparser==5.0.3");
+    for (what, ok) in [
+        ("chromium (Debian package)", have_chromium),
+        ("playwright-core (npm ci in harness/netreach/tests/browser)", have_modules),
+        ("junitparser (PyPI)", have_junitparser),
+    ] {
+        eprintln!(
+            "xtask: test tool {what}: {}",
+            if ok { "ready" } else { "could not be installed; its test will fail" }
+        );
+    }
+    cmd.env("NETREACH_BROWSER_TESTS", "1");
+    cmd.env("NETREACH_JUNIT_READER", "1");
 }
 
 /// Runs the shipped scenarios against the kind cluster (brought up if needed), or against
