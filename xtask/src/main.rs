@@ -143,6 +143,14 @@ fn test(args: &[String]) -> Result<()> {
         // Our own cluster: the scenario tests run as a ServiceAccount with only the shipped
         // ClusterRole, in namespaces enforcing PodSecurity `restricted` (harness/netreach/tests).
         cmd.env("NETREACH_TEST_RBAC", "1");
+        // The example user crate (fixtures/user-crate) is its own workspace: its build is kept
+        // with the kit, so warm machines do not rebuild it.
+        if let Ok(kit) = kit::Kit::open() {
+            cmd.env(
+                "NETREACH_USER_CRATE_TARGET",
+                kit.dir.join("user-crate-target"),
+            );
+        }
         eprintln!(
             "xtask: cluster tests run against {} (KUBECONFIG={}, probe image {})",
             env.context,
@@ -175,20 +183,32 @@ fn test_tools(root: &Path, cmd: &mut Command) {
             .is_ok_and(|s| s.success())
     };
     let have_chromium = Path::new("/usr/bin/chromium").exists()
-        || sh("apt-get install -y -q --no-install-recommends chromium || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)");
+        || sh(
+            "apt-get install -y -q --no-install-recommends chromium || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)",
+        );
     let browser = root.join("harness/netreach/tests/browser");
     let have_modules = browser.join("node_modules/playwright-core").exists()
-        || sh(&format!("cd '{}' && npm ci --no-audit --no-fund", browser.display()));
+        || sh(&format!(
+            "cd '{}' && npm ci --no-audit --no-fund",
+            browser.display()
+        ));
     let have_junitparser = sh("python3 -c 'import junitparser'")
         || sh("python3 -m pip install --quiet junitparser==5.0.3");
     for (what, ok) in [
         ("chromium (Debian package)", have_chromium),
-        ("playwright-core (npm ci in harness/netreach/tests/browser)", have_modules),
+        (
+            "playwright-core (npm ci in harness/netreach/tests/browser)",
+            have_modules,
+        ),
         ("junitparser (PyPI)", have_junitparser),
     ] {
         eprintln!(
             "xtask: test tool {what}: {}",
-            if ok { "ready" } else { "could not be installed; its test will fail" }
+            if ok {
+                "ready"
+            } else {
+                "could not be installed; its test will fail"
+            }
         );
     }
     cmd.env("NETREACH_BROWSER_TESTS", "1");

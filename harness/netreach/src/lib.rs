@@ -17,3 +17,4 @@ pub mod cli;
 pub mod progress;
 pub mod serve;
 pub mod signal;
+pub mod testing;

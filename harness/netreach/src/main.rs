@@ -111,6 +111,17 @@ enum Command {
     Doctor(netreach::cli::doctor::DoctorArgs),
     /// Print the RBAC manifests netreach needs (own namespaces, given namespaces, audit).
     Rbac(netreach::cli::doctor::RbacArgs),
+    /// Compare two JSON reports cell by cell: what opened, closed or changed (exit 6 when
+    /// something did).
+    Diff {
+        /// The older report (`netreach run --json`).
+        old: PathBuf,
+        /// The newer report.
+        new: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of the scenario format.
     Schema,
     /// Serve TCP/UDP ports as a probe target (runs inside probe pods).
@@ -170,6 +181,7 @@ fn main() -> ExitCode {
         Command::Gc(args) => netreach::cli::gc::main(&args),
         Command::Doctor(args) => netreach::cli::doctor::main(&args),
         Command::Rbac(args) => netreach::cli::doctor::rbac_main(&args),
+        Command::Diff { old, new, json } => diff(&old, &new, json),
         Command::Bench {
             context,
             sizes,
@@ -386,6 +398,34 @@ fn explain(
             Ok(exit::USAGE)
         }
     }
+}
+
+fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<i32> {
+    use netreach::report::diff;
+    let read = |p: &std::path::Path| -> Result<_, String> {
+        let data = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&data).map_err(|e| format!("{}: not JSON: {e}", p.display()))?;
+        diff::cells(&v).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let (a, b) = match (read(old), read(new)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("netreach diff: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let changes = diff::diff(&a, &b);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+    } else {
+        print!("{}", diff::render(&changes));
+    }
+    Ok(if changes.iter().any(diff::is_drift) {
+        exit::DRIFT
+    } else {
+        exit::SUCCESS
+    })
 }
 
 fn serve(identity: String, ports: &[String], ready_file: Option<PathBuf>) -> anyhow::Result<i32> {

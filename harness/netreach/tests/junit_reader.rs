@@ -55,7 +55,9 @@ fn read_back() -> Result<Completion, Failed> {
     }
     let path = root().join("scenarios/three-tier.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-    let good = scenario::load(&path).scenario.ok_or("three-tier is invalid")?;
+    let good = scenario::load(&path)
+        .scenario
+        .ok_or("three-tier is invalid")?;
     // The same scenario with its first `default: allow` turned around: step 1 then expects
     // blocked where the specification (and the fake cluster) allows.
     let broken_text = text.replacen("default: allow", "default: block", 1);
@@ -66,14 +68,15 @@ fn read_back() -> Result<Completion, Failed> {
             .filter_map(|e| {
                 let p = e.path();
                 let t = std::fs::read_to_string(&p).ok()?;
-                Some((
-                    PathBuf::from("scenarios/policies").join(p.file_name()?),
-                    t,
-                ))
+                Some((PathBuf::from("scenarios/policies").join(p.file_name()?), t))
             })
             .collect(),
     );
-    let l = load_str(Path::new("scenarios/three-tier-broken.yaml"), &broken_text, &reader);
+    let l = load_str(
+        Path::new("scenarios/three-tier-broken.yaml"),
+        &broken_text,
+        &reader,
+    );
     let broken = l
         .scenario
         .ok_or_else(|| format!("broken variant invalid: {}", l.diagnostics.render(false)))?;
@@ -111,7 +114,10 @@ fn read_back() -> Result<Completion, Failed> {
     let check = |cond: bool, msg: String| -> Result<(), Failed> {
         if cond { Ok(()) } else { Err(msg.into()) }
     };
-    check(suites.as_array().map(Vec::len) == Some(2), format!("two suites: {suites}"))?;
+    check(
+        suites.as_array().map(Vec::len) == Some(2),
+        format!("two suites: {suites}"),
+    )?;
     let (g, b) = (&suites[0], &suites[1]);
     check(
         g["name"] == "scenarios/three-tier" && g["tests"] == steps && g["failures"] == 0,
@@ -119,7 +125,9 @@ fn read_back() -> Result<Completion, Failed> {
     )?;
     check(
         g["cases"][0]["classname"] == "scenarios/three-tier"
-            && g["cases"][0]["name"].as_str().is_some_and(|n| n.starts_with("step 1: ")),
+            && g["cases"][0]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("step 1: ")),
         format!("a testcase per step, classname = scenario: {g}"),
     )?;
     check(

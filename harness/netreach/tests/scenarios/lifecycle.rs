@@ -26,7 +26,9 @@ fn fixture(name: &str) -> PathBuf {
 type Body = fn(&str) -> Result<(), Failed>;
 
 pub fn trials(context: Option<String>) -> Vec<Trial> {
-    let tests: [(&str, Body); 5] = [
+    let tests: [(&str, Body); 7] = [
+        ("user-crate", user_crate),
+        ("drift-between-two-runs", drift_between_two_runs),
         ("wrong-expectation", wrong_expectation),
         ("computed-expectations", computed_expectations),
         ("interrupt-cleans-up", interrupt_cleans_up),
@@ -56,7 +58,7 @@ fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
 fn run_wrong_fixture(
     context: &str,
     expect_computed: bool,
-) -> Result<crate::ScenarioReport, Failed> {
+) -> Result<netreach::report::ScenarioReport, Failed> {
     let s = scenario::load(&fixture("wrong-expectation.yaml"))
         .scenario
         .ok_or("fixture is invalid")?;
@@ -343,4 +345,138 @@ fn gc_removes_only_stale_runs(context: &str) -> Result<(), Failed> {
     check(!s?, "the stale run's namespace survived gc")?;
     check(f?, "gc deleted a live run's namespace")?;
     check(o?, "gc deleted a namespace netreach did not create")
+}
+
+/// A user's own crate (fixtures/user-crate: its own workspace, netreach by path, a five-line
+/// `tests/netpol.rs`) is built and its `cargo test` run against the cluster: it passes, and
+/// with one of its scenarios made wrong it fails, saying which cell and how to reproduce it.
+fn user_crate(context: &str) -> Result<(), Failed> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let krate = root.join("fixtures/user-crate");
+    // The workspace's lock file: the same dependency versions, nothing to fetch (offline).
+    std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).map_err(|e| e.to_string())?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let run = |scenarios: Option<&Path>| -> Result<(bool, String), Failed> {
+        let mut c = Command::new(&cargo);
+        c.args(["test", "--offline", "--test", "netpol", "--manifest-path"])
+            .arg(krate.join("Cargo.toml"))
+            // Its own build (its own workspace); `cargo xtask test` keeps it in the kit cache so
+            // only a new machine builds it cold.
+            .env(
+                "CARGO_TARGET_DIR",
+                std::env::var_os("NETREACH_USER_CRATE_TARGET")
+                    .map_or_else(|| root.join("target/user-crate"), PathBuf::from),
+            )
+            .env("NETREACH_CONTEXT", context)
+            .env_remove("NETREACH_SCENARIOS")
+            .env_remove("NETREACH_REPORT_DIR");
+        if let Some(d) = scenarios {
+            c.env("NETREACH_SCENARIOS", d);
+        }
+        let out = c.output().map_err(|e| format!("cannot run cargo: {e}"))?;
+        Ok((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let (ok, out) = run(None)?;
+    check(ok, format!("the user crate's cargo test failed:\n{out}"))?;
+    check(
+        out.contains("[netpol] shop") && out.contains("... ok"),
+        format!("its scenario test ran and passed:\n{out}"),
+    )?;
+    // One scenario made wrong: the frontend "may" reach the database.
+    let wrong = root.join("target/netreach-tests/user-crate-wrong/netpol");
+    std::fs::create_dir_all(&wrong).map_err(|e| e.to_string())?;
+    let text =
+        std::fs::read_to_string(krate.join("tests/netpol/shop.yaml")).map_err(|e| e.to_string())?;
+    let text = text.replace(
+        "      - allow: {from: shop/api, to: shop/db}",
+        "      - allow: {from: shop/api, to: shop/db}\n      - allow: {from: shop/frontend, to: shop/db}",
+    );
+    std::fs::write(wrong.join("shop.yaml"), text).map_err(|e| e.to_string())?;
+    let (ok, out) = run(Some(&wrong))?;
+    check(
+        !ok,
+        format!("a wrong scenario passed in the user crate:\n{out}"),
+    )?;
+    check(
+        out.contains("MISMATCH shop/frontend -> shop/db 5432/tcp: expected allowed")
+            && out.contains("repro: kubectl --context")
+            && out.contains("comparison"),
+        format!("the failure names the cell, its repro and the table:\n{out}"),
+    )
+}
+
+/// A policy changed between two runs that both pass (their expectations are computed from
+/// the policies) is reported as drift by `--baseline`: the cell that opened, exit 6.
+fn drift_between_two_runs(context: &str) -> Result<(), Failed> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let base = root.join("target/netreach-tests/drift");
+    let scenario = |ingress: &str| {
+        format!(
+            "version: 1
+namespaces: [{{name: x}}]
+pods:
+  - {{name: a, namespace: x, labels: {{app: a}}}}
+  - {{name: b, namespace: x, labels: {{app: b}}, ports: [80/tcp]}}
+steps:
+  - name: b's ingress
+    apply:
+      - inline:
+          apiVersion: networking.k8s.io/v1
+          kind: NetworkPolicy
+          metadata: {{name: b-ingress, namespace: x}}
+          spec:
+            podSelector: {{matchLabels: {{app: b}}}}
+            policyTypes: [Ingress]
+            ingress: {ingress}
+    expect: [{{computed: {{}}}}]
+"
+        )
+    };
+    let run = |night: &str,
+               ingress: &str,
+               baseline: Option<&Path>|
+     -> Result<(Option<i32>, String, PathBuf), Failed> {
+        let dir = base.join(night).join("nightly");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("drift.yaml"), scenario(ingress)).map_err(|e| e.to_string())?;
+        let json = base.join(format!("{night}.json"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_netreach"));
+        c.args(["run", "--context", context, "--json"]).arg(&json);
+        if let Some(b) = baseline {
+            c.arg("--baseline").arg(b);
+        }
+        let out = c
+            .arg(dir.join("drift.yaml"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            json,
+        ))
+    };
+    // Night 1: nothing may reach b. Night 2: a may.
+    let (code, out, night1) = run("night1", "[]", None)?;
+    check(code == Some(0), format!("night 1 exit {code:?}:\n{out}"))?;
+    let (code, out, _) = run(
+        "night2",
+        "[{from: [{podSelector: {matchLabels: {app: a}}}]}]",
+        Some(&night1),
+    )?;
+    check(
+        code == Some(netreach::exit::DRIFT),
+        format!("night 2 passed its expectations but drifted: exit {code:?}, expected 6:\n{out}"),
+    )?;
+    check(
+        out.contains("OPENED  nightly/drift step 1 x/a -> x/b 80/tcp: blocked")
+            && out.contains("drift: 1 opened, 0 closed"),
+        format!("the drift names the cell that opened:\n{out}"),
+    )
 }
