@@ -205,19 +205,46 @@ pub(crate) fn build(
             needs.entry(peer).or_default().insert((t.port, name));
         }
     }
+    // No selector tells a pod from its class mates: a peer stands for its whole class, and a
+    // token must suit every one of them.
+    let mates = |e: End| -> Vec<End> {
+        match e {
+            End::Pod(q) => m.classes[m.class_of[q]]
+                .members
+                .iter()
+                .map(|p| End::Pod(*p))
+                .collect(),
+            End::Ext(_) => vec![e],
+        }
+    };
+    let key = |e: End| match e {
+        End::Pod(q) => End::Pod(m.classes[m.class_of[q]].members[0]),
+        End::Ext(_) => e,
+    };
     let mut chosen: BTreeMap<End, BTreeSet<Tok>> = BTreeMap::new();
     for (peer, ports) in &needs {
+        let group = mates(*peer);
         for (p, name) in ports {
             let mut cands = Vec::new();
             if let Some(n) = name {
                 cands.push(Tok::Name((*n).to_owned(), p.protocol));
             }
             cands.push(Tok::Num(*p));
-            let levels: Vec<u8> = cands.iter().map(|c| side.level(*peer, c)).collect();
+            let score: Vec<(u8, usize)> = cands
+                .iter()
+                .map(|c| {
+                    group.iter().fold((0, 0), |(l, b), q| {
+                        (l.max(side.level(*q, c)), b + side.bad(*q, c).len())
+                    })
+                })
+                .collect();
             let pick = (0..cands.len())
-                .min_by_key(|i| (levels[*i], side.bad(*peer, &cands[*i]).len(), *i))
+                .min_by_key(|i| (score[*i], *i))
                 .unwrap_or(0);
-            chosen.entry(*peer).or_default().insert(cands[pick].clone());
+            chosen
+                .entry(key(*peer))
+                .or_default()
+                .insert(cands[pick].clone());
         }
     }
     let mut by_toks: BTreeMap<(bool, BTreeSet<Tok>), BTreeSet<End>> = BTreeMap::new();
@@ -225,7 +252,7 @@ pub(crate) fn build(
         by_toks
             .entry((matches!(peer, End::Ext(_)), toks))
             .or_default()
-            .insert(peer);
+            .extend(mates(peer));
     }
     let mut drafts: Vec<Draft> = by_toks
         .into_iter()
