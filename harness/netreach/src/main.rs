@@ -75,6 +75,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the NetworkPolicies that allow exactly a step's intended reachability (default
+    /// deny, then the fewest rules), and prove them with the policy engine cell by cell.
+    Synthesize(netreach::cli::synthesize::SynthesizeArgs),
     /// Measure full matrices, batched against one exec per cell (writes Markdown to stdout).
     #[command(hide = true)]
     Bench {
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
             json,
         ),
         Command::Gc(args) => netreach::cli::gc::main(&args),
+        Command::Synthesize(args) => netreach::cli::synthesize::main(&args),
         Command::Bench {
             context,
             sizes,
