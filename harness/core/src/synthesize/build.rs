@@ -303,12 +303,12 @@ fn deny_docs(m: &Model<'_>, ns: &str, iso: &Isolated) -> Vec<Doc> {
     docs
 }
 
-/// Every policy, by namespace, and the final isolation.
+/// Every policy, by namespace.
 pub(crate) fn assemble(
     m: &Model<'_>,
     intent: &Intent,
     mode: Isolation,
-) -> (BTreeMap<String, Vec<Doc>>, Isolated) {
+) -> BTreeMap<String, Vec<Doc>> {
     let own: Vec<&str> = m
         .ns_pods
         .iter()
@@ -443,5 +443,5 @@ pub(crate) fn assemble(
         }
     }
     docs.retain(|_, ds| !ds.is_empty());
-    (docs, iso)
+    docs
 }

@@ -24,9 +24,10 @@
 //!    reported ([`Proof::unmet`]).
 //!
 //! What the engine cannot decide is not claimed: an ipBlock through a Service is unspecified
-//! (so external-endpoint rules never share a rule with pod peers, and a blocked `via: service`
-//! cell from a pod with such a rule on the same port is refused at the destination's ingress);
-//! pod and namespace selectors through a Service are decided. See docs/synthesize.md.
+//! (so an external endpoint shares a rule with pod peers only when its source has no cell
+//! through a Service or by name, and a blocked `via: service` cell from a pod with an ipBlock
+//! rule on the same port is refused at the destination's ingress); pod and namespace selectors
+//! through a Service are decided. See docs/synthesize.md.
 
 mod build;
 mod cover;
@@ -175,7 +176,7 @@ pub const VERIFY_FILE: &str = "verify.yaml";
 /// synthesis whose [`Proof`] names the unmet cells.
 pub fn synthesize(intent: &Intent, opts: &Options) -> Result<Synthesis, SynthError> {
     let m = model::Model::new(intent);
-    let (docs, _iso) = build::assemble(&m, intent, opts.isolation);
+    let docs = build::assemble(&m, intent, opts.isolation);
     let mut files = BTreeMap::new();
     let mut built = Vec::new();
     for (ns, ds) in &docs {
