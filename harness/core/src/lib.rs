@@ -4,7 +4,8 @@
 //! The pipeline, one way: scenario YAML -> [`scenario`] (validated [`model`]) -> [`expect`]ed
 //! matrix -> deploy through the [`cluster`] seam ([`bind`]s addresses) -> probe -> observed
 //! [`outcome`]s -> [`verdict`] (diff) -> [`report`]. Beside it the policy [`engine`] (what the
-//! NetworkPolicy specification says about each cell), [`explain`] and [`lint`].
+//! NetworkPolicy specification says about each cell), [`explain`], [`lint`] and [`synthesize`]
+//! (policies from an intended matrix, proven by the engine).
 //! The [`run`]ner drives any [`cluster::Cluster`]; `netreach-kube` implements it for real
 //! clusters, [`cluster::fake::FakeCluster`] for unit tests. See ARCHITECTURE.md.
 
@@ -26,4 +27,5 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod synthesize;
 pub mod verdict;

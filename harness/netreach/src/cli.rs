@@ -3,3 +3,4 @@
 pub mod doctor;
 pub mod gc;
 pub mod run;
+pub mod synthesize;

@@ -85,6 +85,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the NetworkPolicies that allow exactly a step's intended reachability (default
+    /// deny, then the fewest rules), and prove them with the policy engine cell by cell.
+    Synthesize(netreach::cli::synthesize::SynthesizeArgs),
     /// Measure full matrices, batched against one exec per cell (writes Markdown to stdout).
     #[command(hide = true)]
     Bench {
@@ -182,6 +185,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => netreach::cli::doctor::main(&args),
         Command::Rbac(args) => netreach::cli::doctor::rbac_main(&args),
         Command::Diff { old, new, json } => diff(&old, &new, json),
+        Command::Synthesize(args) => netreach::cli::synthesize::main(&args),
         Command::Bench {
             context,
             sizes,
