@@ -27,3 +27,4 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod verdict;
+pub mod yaml;
