@@ -5,16 +5,16 @@ use super::{CellRule, Located, RuleVerdict, State, Table, TableCell};
 use crate::diag::{Code, DiagExt, Pos, Sink};
 use crate::engine::{self, World};
 use crate::model::{CellKey, Origin, PodId, Scenario, ServedPort, Target, Verdict, Via};
-use crate::pattern::{PortPattern, TargetPattern, via_matches};
+use crate::pattern::{PortMatcher, PortPattern, TargetPattern, via_matches};
 
 impl CellRule {
     /// Whether the rule's patterns match cell `k`.
-    fn matches(&self, s: &Scenario, port: &PortPattern, k: &CellKey) -> bool {
+    fn matches(&self, port: &PortMatcher<'_>, k: &CellKey) -> bool {
         self.from
             .as_ref()
             .is_none_or(|f| f.value.matches(&k.from.ns, &k.from.name))
             && self.to.as_ref().is_none_or(|t| t.value.matches(&k.to))
-            && port.matches(s, &k.to, k.port)
+            && port.matches(&k.to, k.port)
             && via_matches(self.via, k.via)
     }
 }
@@ -34,11 +34,12 @@ pub(super) fn rule(
         .port
         .as_ref()
         .map_or(PortPattern::Any, |p| p.value.clone());
+    let matcher = PortMatcher::new(&port, s);
     let explicit = rule.from.as_ref().is_some_and(|f| f.value.is_literal())
         && rule.to.as_ref().is_some_and(|t| t.value.is_literal());
     let mut n = 0;
-    for k in &s.cells {
-        if !rule.matches(s, &port, k) {
+    for (i, k) in s.cells.iter().enumerate() {
+        if !rule.matches(&matcher, k) {
             continue;
         }
         n += 1;
@@ -50,17 +51,17 @@ pub(super) fn rule(
                     v
                 } else {
                     // Earlier entries stay in force; without one, completeness reports it.
-                    st.unspecified.insert(k.clone(), x.short());
+                    st.unspecified.insert(i, x.short());
                     continue;
                 }
             }
         };
-        st.set(k, verdict, Origin { kind, line }, explicit.then_some(pos));
+        st.set(i, verdict, Origin { kind, line }, explicit.then_some(pos));
     }
     if rule.verdict == RuleVerdict::Fixed(Verdict::Unresolved)
         && s.cells
             .iter()
-            .any(|k| k.via != Some(Via::Dns) && rule.matches(s, &port, k))
+            .any(|k| k.via != Some(Via::Dns) && rule.matches(&matcher, k))
     {
         sink.error(
             Code::Conflict,
@@ -134,6 +135,7 @@ fn matches_nothing(
 /// Applies a truth table written at `pos`.
 pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, pos: Pos, t: &Table) {
     let line = pos.line;
+    let port = PortMatcher::new(&t.port, s);
     let mut set = 0;
     let mut decided = 0;
     for (from, cells) in &t.rows {
@@ -144,14 +146,13 @@ pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, pos: Pos,
                 TableCell::Unset => continue,
             };
             decided += 1;
-            for k in s.cells.iter().filter(|k| {
-                k.from == *from
-                    && k.to == *to
-                    && t.port.matches(s, &k.to, k.port)
-                    && via_matches(t.via, k.via)
-            }) {
+            for i in cells_between(s, from, to) {
+                let k = &s.cells[i];
+                if !(port.matches(&k.to, k.port) && via_matches(t.via, k.via)) {
+                    continue;
+                }
                 st.set(
-                    k,
+                    i,
                     verdict,
                     Origin {
                         kind: "table",
@@ -167,4 +168,15 @@ pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, pos: Pos,
         sink.error(Code::MatchesNothing, pos, "this table matches no probed cell")
             .help("check the table's `port` and `via` against the probes; a table that matches nothing is almost always a typo");
     }
+}
+
+/// The indexes of the cells from `from` to `to` (any port and route): `s.cells` is sorted by
+/// source, then target, so they are one run, found by binary search.
+fn cells_between(s: &Scenario, from: &PodId, to: &Target) -> std::ops::Range<usize> {
+    let start = s.cells.partition_point(|k| (&k.from, &k.to) < (from, to));
+    let len = s.cells[start..]
+        .iter()
+        .take_while(|k| k.from == *from && k.to == *to)
+        .count();
+    start..start + len
 }

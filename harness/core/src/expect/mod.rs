@@ -99,23 +99,29 @@ pub struct Table {
     pub rows: Vec<(PodId, Vec<Located<TableCell>>)>,
 }
 
-#[derive(Default)]
+/// The expectations of one step so far, cell by cell: index `i` is `s.cells[i]` (sorted and
+/// unique), so setting a cell costs no lookup.
 struct State {
-    cells: BTreeMap<CellKey, Expected>,
-    /// Cells whose current expectation names them exactly (literal rule or table cell).
-    explicit: BTreeMap<CellKey, Pos>,
+    cells: Vec<Option<Expected>>,
+    /// Where the cell's current expectation names it exactly (literal rule or table cell).
+    explicit: Vec<Option<Pos>>,
     /// Cells a `computed` entry covered where the specification decides nothing, with why.
-    unspecified: BTreeMap<CellKey, String>,
+    unspecified: BTreeMap<usize, String>,
 }
 
 impl State {
-    fn set(&mut self, k: &CellKey, verdict: Verdict, origin: Origin, explicit: Option<Pos>) {
-        self.cells.insert(k.clone(), Expected { verdict, origin });
-        self.unspecified.remove(k);
-        match explicit {
-            Some(p) => self.explicit.insert(k.clone(), p),
-            None => self.explicit.remove(k),
-        };
+    fn new(cells: usize) -> Self {
+        State {
+            cells: vec![None; cells],
+            explicit: vec![None; cells],
+            unspecified: BTreeMap::new(),
+        }
+    }
+
+    fn set(&mut self, i: usize, verdict: Verdict, origin: Origin, explicit: Option<Pos>) {
+        self.cells[i] = Some(Expected { verdict, origin });
+        self.unspecified.remove(&i);
+        self.explicit[i] = explicit;
     }
 }
 
@@ -133,7 +139,7 @@ pub fn expand(
     step: usize,
     world: &World,
 ) -> ExpectedMatrix {
-    let mut st = State::default();
+    let mut st = State::new(s.cells.len());
     for e in entries {
         match &e.kind {
             EntryKind::Default(v) => {
@@ -141,59 +147,73 @@ pub fn expand(
                     kind: "default",
                     line: e.pos.line,
                 };
-                for k in &s.cells {
-                    st.set(k, *v, origin.clone(), None);
+                for i in 0..s.cells.len() {
+                    st.set(i, *v, origin.clone(), None);
                 }
             }
             EntryKind::Rule(r) => apply::rule(sink, s, &mut st, e.pos, r, world),
             EntryKind::Table(t) => apply::table(sink, s, &mut st, e.pos, t),
         }
     }
-    // Loopback.
-    let forced = match s.loopback {
-        Loopback::Allow => Some(Verdict::Allow),
-        Loopback::Block => Some(Verdict::Block),
-        Loopback::Rules => None,
-    };
-    if let Some(v) = forced {
-        let mut reported = BTreeSet::new();
-        for k in s.cells.iter().filter(|k| k.is_loopback()) {
-            if let (Some(pos), Some(cur)) = (st.explicit.get(k), st.cells.get(k))
-                && cur.verdict != v
-                && reported.insert((pos.line, pos.col))
-            {
-                let setting = if v == Verdict::Allow {
-                    "allow"
-                } else {
-                    "block"
-                };
-                sink.error(
-                        Code::LoopbackConflict,
-                        *pos,
-                        format!("this expects `{k}` to {}, but `loopback: {setting}` decides loopback cells", cur.verdict.as_str()),
-                    )
-                    .help("set `loopback: rules` at the top of the scenario to judge loopback cells by the rules");
-            }
-            st.set(
-                k,
-                v,
-                Origin {
-                    kind: "loopback",
-                    line: 0,
-                },
-                None,
-            );
-        }
-    }
-    // Completeness.
-    let missing: Vec<&CellKey> = s
+    loopback(sink, s, &mut st);
+    completeness(sink, s, &st, at, step);
+    contradictions(sink, s, &st, at, step, world);
+    // `s.cells` is sorted: the map is built in one pass.
+    let cells = s
         .cells
         .iter()
-        .filter(|k| !st.cells.contains_key(*k))
+        .zip(st.cells)
+        .filter_map(|(k, e)| e.map(|e| (k.clone(), e)))
+        .collect();
+    ExpectedMatrix { cells }
+}
+
+/// The scenario's `loopback` setting decides cells where a pod reaches itself; an entry that
+/// names such a cell and says otherwise is an error.
+fn loopback(sink: &mut Sink<'_>, s: &Scenario, st: &mut State) {
+    let v = match s.loopback {
+        Loopback::Allow => Verdict::Allow,
+        Loopback::Block => Verdict::Block,
+        Loopback::Rules => return,
+    };
+    let mut reported = BTreeSet::new();
+    for (i, k) in s.cells.iter().enumerate().filter(|(_, k)| k.is_loopback()) {
+        if let (Some(pos), Some(cur)) = (st.explicit[i], &st.cells[i])
+            && cur.verdict != v
+            && reported.insert((pos.line, pos.col))
+        {
+            let setting = if v == Verdict::Allow {
+                "allow"
+            } else {
+                "block"
+            };
+            sink.error(
+                    Code::LoopbackConflict,
+                    pos,
+                    format!("this expects `{k}` to {}, but `loopback: {setting}` decides loopback cells", cur.verdict.as_str()),
+                )
+                .help("set `loopback: rules` at the top of the scenario to judge loopback cells by the rules");
+        }
+        st.set(
+            i,
+            v,
+            Origin {
+                kind: "loopback",
+                line: 0,
+            },
+            None,
+        );
+    }
+}
+
+/// Every probed cell must end with an expectation.
+fn completeness(sink: &mut Sink<'_>, s: &Scenario, st: &State, at: Pos, step: usize) {
+    let missing: Vec<usize> = (0..s.cells.len())
+        .filter(|i| st.cells[*i].is_none())
         .collect();
     let unspecified: Vec<(&CellKey, &String)> = missing
         .iter()
-        .filter_map(|k| st.unspecified.get_key_value(*k))
+        .filter_map(|i| st.unspecified.get(i).map(|why| (&s.cells[*i], why)))
         .collect();
     if !unspecified.is_empty() {
         let examples: Vec<String> = unspecified
@@ -219,7 +239,8 @@ pub fn expand(
     }
     let missing: Vec<&CellKey> = missing
         .into_iter()
-        .filter(|k| !st.unspecified.contains_key(*k))
+        .filter(|i| !st.unspecified.contains_key(i))
+        .map(|i| &s.cells[i])
         .collect();
     if !missing.is_empty() {
         let examples: Vec<String> = missing.iter().take(4).map(ToString::to_string).collect();
@@ -235,40 +256,46 @@ pub fn expand(
         )
         .help("add `- default: block` (or `allow`) first in `expect:`, or rules/tables covering these cells");
     }
-    contradictions(sink, at, step, world, &st.cells);
-    ExpectedMatrix { cells: st.cells }
 }
 
-/// Warns where a declared expectation contradicts the specification, one warning per step.
+/// Warns where a declared expectation contradicts the specification, one warning per step
+/// (naming the first five).
 fn contradictions(
     sink: &mut Sink<'_>,
+    s: &Scenario,
+    st: &State,
     at: Pos,
     step: usize,
     world: &World,
-    cells: &BTreeMap<CellKey, Expected>,
 ) {
-    let mut found = Vec::new();
-    for (k, e) in cells.iter().filter(|(_, e)| e.origin.kind != "computed") {
+    const SHOWN: usize = 5;
+    let mut n = 0;
+    let mut shown = Vec::new();
+    for (k, e) in s.cells.iter().zip(&st.cells) {
+        let Some(e) = e.as_ref().filter(|e| e.origin.kind != "computed") else {
+            continue;
+        };
         let x = engine::explain(world, k);
         let Some(spec) = x.verdict.expectation() else {
             continue;
         };
         if spec != e.verdict {
-            found.push(format!(
-                "`{k}`: expected {} ({}), the specification says {}",
-                e.verdict.as_str(),
-                e.origin,
-                x.short()
-            ));
+            n += 1;
+            if shown.len() < SHOWN {
+                shown.push(format!(
+                    "`{k}`: expected {} ({}), the specification says {}",
+                    e.verdict.as_str(),
+                    e.origin,
+                    x.short()
+                ));
+            }
         }
     }
-    if found.is_empty() {
+    if n == 0 {
         return;
     }
-    let n = found.len();
-    let shown: Vec<String> = found.into_iter().take(5).collect();
-    let more = if n > 5 {
-        format!("\n… and {} more", n - 5)
+    let more = if n > SHOWN {
+        format!("\n… and {} more", n - SHOWN)
     } else {
         String::new()
     };

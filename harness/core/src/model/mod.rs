@@ -395,7 +395,7 @@ pub struct Scenario {
     pub externals: Vec<External>,
     /// How loopback cells are judged.
     pub loopback: Loopback,
-    /// The probed cells, the same for every step.
+    /// The probed cells, the same for every step (sorted, no duplicates).
     pub cells: Vec<CellKey>,
     /// Steps in order.
     pub steps: Vec<Step>,

@@ -296,10 +296,11 @@ fn check_table(sink: &mut Sink<'_>, s: &Scenario, t: &Sp<RawTable>) -> Option<Ta
 }
 
 /// Maps offsets inside a scalar's text to positions in the source file. For `|` block scalars,
-/// each text line is found in the source after the scalar's start; when a line cannot be found
-/// (quoted or folded scalars) the scalar's own position is used.
+/// each text line is found in the source after the previous one, within the scalar's span; when a
+/// line cannot be found (quoted or folded scalars) the scalar's own position is used.
 struct TextMap {
-    /// Per text line start offset: the file offset of the same text, if found.
+    /// Per text line, in order: its start offset in the text, and the file offset of the same
+    /// text, if found.
     lines: Vec<(usize, Option<usize>)>,
     fallback: Pos,
 }
@@ -309,6 +310,13 @@ impl TextMap {
         let fallback = sink.pos(text);
         let src: &str = &sink.file.text;
         let mut cursor = fallback.offset.min(src.len());
+        // The scalar's span bounds the search (a line that is not there is not looked for in the
+        // rest of the file).
+        let end = if fallback.len > 0 {
+            fallback.offset.saturating_add(fallback.len).min(src.len())
+        } else {
+            src.len()
+        };
         let mut lines = Vec::new();
         let mut off = 0;
         for line in text.value.split_inclusive('\n') {
@@ -318,7 +326,7 @@ impl TextMap {
             let found = if trimmed.is_empty() {
                 None
             } else {
-                src.get(cursor..)
+                src.get(cursor..end)
                     .and_then(|rest| rest.find(trimmed))
                     .map(|i| cursor + i)
             };
@@ -334,8 +342,9 @@ impl TextMap {
     }
 
     fn pos(&self, sink: &Sink<'_>, offset: usize, len: usize) -> Pos {
-        let entry = self.lines.iter().rev().find(|(start, _)| *start <= offset);
-        match entry {
+        // The last line starting at or before `offset` (starts are increasing).
+        let i = self.lines.partition_point(|(start, _)| *start <= offset);
+        match i.checked_sub(1).map(|i| self.lines[i]) {
             Some((start, Some(file_off))) => {
                 Pos::from_range(sink.file, file_off + (offset - start), len)
             }

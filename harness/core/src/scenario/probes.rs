@@ -33,14 +33,26 @@ pub(super) fn check_probes(
 }
 
 fn default_cells(s: &Scenario) -> Vec<CellKey> {
-    let mut cells = Vec::new();
-    for from in &s.pods {
-        for to in &s.pods {
-            for p in &to.ports {
+    // Generated in order (pods by id, ports sorted), so the final sort only checks.
+    let mut pods: Vec<(&PodId, Vec<PortProto>)> = s
+        .pods
+        .iter()
+        .map(|p| {
+            let mut ports: Vec<PortProto> = p.ports.iter().map(|sp| sp.port).collect();
+            ports.sort();
+            (&p.id, ports)
+        })
+        .collect();
+    pods.sort();
+    let mut cells =
+        Vec::with_capacity(pods.iter().map(|(_, ports)| ports.len()).sum::<usize>() * pods.len());
+    for (from, _) in &pods {
+        for (to, ports) in &pods {
+            for port in ports {
                 cells.push(CellKey {
-                    from: from.id.clone(),
-                    to: Target::Pod(to.id.clone()),
-                    port: Some(p.port),
+                    from: (*from).clone(),
+                    to: Target::Pod((*to).clone()),
+                    port: Some(*port),
                     via: Some(Via::Ip),
                 });
             }
