@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use netreach::diag::Diagnostics;
@@ -33,6 +32,10 @@ enum Command {
         /// Print one line per problem instead of snippets.
         #[arg(long)]
         short: bool,
+        /// A folder outside the scenario's repository that policy `file:` paths may read from
+        /// (repeatable).
+        #[arg(long = "allow-path", value_name = "DIR")]
+        allow_paths: Vec<PathBuf>,
     },
     /// Warn about policies that are valid but probably not what was meant (allow-all rules,
     /// unselected pods, blocked DNS, selectors that select nothing, dead named ports).
@@ -47,6 +50,10 @@ enum Command {
         /// scenarios that isolate only some pods on purpose.
         #[arg(long, value_name = "RULE")]
         skip: Vec<String>,
+        /// A folder outside the scenario's repository that policy `file:` paths may read from
+        /// (repeatable).
+        #[arg(long = "allow-path", value_name = "DIR")]
+        allow_paths: Vec<PathBuf>,
     },
     /// Run scenarios against a cluster.
     Run(netreach::cli::run::RunArgs),
@@ -74,6 +81,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A folder outside the scenario's repository that policy `file:` paths may read from
+        /// (repeatable).
+        #[arg(long = "allow-path", value_name = "DIR")]
+        allow_paths: Vec<PathBuf>,
     },
     /// Measure full matrices, batched against one exec per cell (writes Markdown to stdout).
     #[command(hide = true)]
@@ -123,8 +134,17 @@ fn exit_help() -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Validate { paths, short } => validate(&paths, short),
-        Command::Lint { paths, json, skip } => lint(&paths, json, &skip),
+        Command::Validate {
+            paths,
+            short,
+            allow_paths,
+        } => validate(&paths, short, &allow_paths),
+        Command::Lint {
+            paths,
+            json,
+            skip,
+            allow_paths,
+        } => lint(&paths, json, &skip, &allow_paths),
         Command::Run(args) => netreach::cli::run::main(&args),
         Command::Explain {
             scenario,
@@ -134,8 +154,10 @@ fn main() -> ExitCode {
             via,
             step,
             json,
+            allow_paths,
         } => explain(
             &scenario,
+            &allow_paths,
             netreach::explain::Query {
                 from,
                 to,
@@ -186,22 +208,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
-    let files = scenario::discover(paths).context("cannot list scenarios")?;
-    if files.is_empty() {
-        anyhow::bail!(
-            "no scenario files (*.yaml, *.yml) under {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+fn validate(paths: &[PathBuf], short: bool, allow: &[PathBuf]) -> anyhow::Result<i32> {
+    let Some(options) = netreach::cli::load_options("validate", allow) else {
+        return Ok(exit::USAGE);
+    };
+    let files = match scenario::discover(paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!(
+                "netreach validate: no scenario files (*.yaml, *.yml) under {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Ok(exit::USAGE);
+        }
+        Err(e) => {
+            eprintln!("netreach validate: cannot list scenarios: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (mut errors, mut warnings, mut invalid) = (0, 0, 0);
     for f in &files {
-        let loaded = scenario::load(f);
+        let loaded = scenario::load_with_options(f, &options);
         errors += loaded.diagnostics.error_count();
         warnings += loaded.diagnostics.warning_count();
         if loaded.scenario.is_none() {
@@ -221,7 +253,10 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
     })
 }
 
-fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
+fn lint(paths: &[PathBuf], json: bool, skip: &[String], allow: &[PathBuf]) -> anyhow::Result<i32> {
+    let Some(options) = netreach::cli::load_options("lint", allow) else {
+        return Ok(exit::USAGE);
+    };
     let mut skipped = Vec::new();
     for name in skip {
         let Some(rule) = netreach::lint::LintRule::from_name(name) else {
@@ -251,7 +286,7 @@ fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut report = netreach::lint::LintReport::default();
     for f in &files {
-        let loaded = scenario::load(f);
+        let loaded = scenario::load_with_options(f, &options);
         match loaded.scenario {
             Some(s) => report.scenarios.push(netreach::lint::ScenarioLint::of(&s)),
             None => {
@@ -283,6 +318,7 @@ fn lint(paths: &[PathBuf], json: bool, skip: &[String]) -> anyhow::Result<i32> {
 
 fn explain(
     path: &std::path::Path,
+    allow: &[PathBuf],
     mut q: netreach::explain::Query,
     via: Option<&str>,
     json: bool,
@@ -296,8 +332,11 @@ fn explain(
             return Ok(exit::USAGE);
         }
     };
+    let Some(options) = netreach::cli::load_options("explain", allow) else {
+        return Ok(exit::USAGE);
+    };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let loaded = scenario::load(path);
+    let loaded = scenario::load_with_options(path, &options);
     let Some(s) = loaded.scenario else {
         print_diagnostics(&loaded.diagnostics, false, color);
         return Ok(exit::INVALID);

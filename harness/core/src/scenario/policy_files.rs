@@ -1,11 +1,13 @@
-//! Policy sources of steps (`file:` and `inline:`): reading policy files once each, telling
-//! NetworkPolicies from other documents, and validating them into [`NetworkPolicy`]s.
+//! Policy sources of steps (`file:` and `inline:`): reading policy files once each (only from
+//! inside the scenario's repository or an allowed folder), telling NetworkPolicies from other
+//! documents, and validating them into [`NetworkPolicy`]s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::FileReader;
+use super::files::Confinement;
 use super::raw::RawPolicySource;
+use super::{FileReader, Loader, ReadError};
 use crate::diag::{Code, DiagExt, Pos, Sink, SourceFile};
 use crate::policy::raw::{RawHeader, RawNetworkPolicy};
 use crate::policy::{self, NetworkPolicy, PolicyContext};
@@ -17,19 +19,26 @@ pub(super) struct PolicySources<'a> {
     /// The scenario file's folder: `file:` paths are relative to it.
     base: PathBuf,
     reader: &'a dyn FileReader,
-    /// (path, default namespace) -> policies (`None` when the file is invalid).
+    /// Where policy files may be read from.
+    confinement: Confinement,
+    /// (canonical path, default namespace) -> policies (`None` when the file is invalid).
     files: BTreeMap<(PathBuf, Option<String>), Option<Vec<NetworkPolicy>>>,
 }
 
 impl<'a> PolicySources<'a> {
-    /// Sources of the scenario at `scenario_path`, read through `reader`.
-    pub fn new(scenario_path: &Path, reader: &'a dyn FileReader) -> Self {
+    /// Sources of the scenario at `scenario_path`.
+    pub fn new(scenario_path: &Path, loader: Loader<'a>) -> Self {
         PolicySources {
             base: scenario_path
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
-            reader,
+            reader: loader.reader,
+            confinement: Confinement::new(
+                scenario_path,
+                &loader.options.allow_paths,
+                loader.reader,
+            ),
             files: BTreeMap::new(),
         }
     }
@@ -51,13 +60,46 @@ impl<'a> PolicySources<'a> {
             (Some(f), None) => {
                 let pos = sink.pos(f);
                 let path = self.base.join(&f.value);
+                // A path that does not resolve is reported by the read below.
+                let canonical = self.reader.canonicalize(&path).ok();
+                if let Some(c) = &canonical
+                    && !self.confinement.allows(c)
+                {
+                    sink.error_at(
+                        Code::PolicyFile,
+                        f,
+                        if path == *c {
+                            format!(
+                                "policy file `{}` is outside the scenario's repository `{}`",
+                                path.display(),
+                                self.confinement.repository.display()
+                            )
+                        } else {
+                            format!(
+                                "policy file `{}` is `{}`, outside the scenario's repository `{}`",
+                                path.display(),
+                                c.display(),
+                                self.confinement.repository.display()
+                            )
+                        },
+                    )
+                    .help("policy files are read from the repository the scenario is in (the nearest folder above it with `.git` or `Cargo.toml`); to read from another folder, pass `--allow-path <folder>`");
+                    return Vec::new();
+                }
                 let key = (
-                    path.clone(),
+                    canonical.clone().unwrap_or_else(|| path.clone()),
                     src.namespace.as_ref().map(|n| n.value.clone()),
                 );
                 if !self.files.contains_key(&key) {
-                    let loaded =
-                        read_policy_file(sink, pcx, f, &path, src.namespace.as_ref(), self.reader);
+                    let read_from = canonical.as_deref().unwrap_or(&path);
+                    let loaded = read_policy_file(
+                        sink,
+                        pcx,
+                        f,
+                        (&path, read_from),
+                        src.namespace.as_ref(),
+                        self.reader,
+                    );
                     self.files.insert(key.clone(), loaded);
                 }
                 self.files[&key]
@@ -99,23 +141,32 @@ impl<'a> PolicySources<'a> {
     }
 }
 
+/// Reads and validates the policy file `path` (as the scenario names it; read from `read_from`,
+/// its canonical form).
 fn read_policy_file(
     sink: &mut Sink<'_>,
     pcx: &PolicyContext<'_>,
     at: &Sp<String>,
-    path: &Path,
+    (path, read_from): (&Path, &Path),
     default_ns: Option<&Sp<String>>,
     reader: &dyn FileReader,
 ) -> Option<Vec<NetworkPolicy>> {
-    let text = match reader.read(path) {
+    let text = match reader.read(read_from) {
         Ok(t) => t,
         Err(e) => {
+            let help = match e {
+                ReadError::Io(_) => "policy paths are relative to the scenario file's folder",
+                ReadError::NotAFile(_) => "a policy file is a regular file of YAML manifests",
+                ReadError::TooLarge => {
+                    "a policy file holds NetworkPolicy manifests; split it, or check that the path names the right file"
+                }
+            };
             sink.error_at(
                 Code::PolicyFile,
                 at,
                 format!("cannot read policy file `{}`: {e}", path.display()),
             )
-            .help("policy paths are relative to the scenario file's folder");
+            .help(help);
             return None;
         }
     };

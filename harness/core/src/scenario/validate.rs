@@ -7,17 +7,13 @@ use std::collections::BTreeSet;
 use super::policy_files::PolicySources;
 use super::raw::{RawScenario, RawStep};
 use super::steps::Steps;
-use super::{FORMAT_VERSION, FileReader, structure};
+use super::{FORMAT_VERSION, Loader, structure};
 use crate::diag::{Code, DiagExt, Sink};
 use crate::model::{PodId, Scenario};
 use crate::policy::PolicyContext;
 
 /// Validates a parsed scenario; problems go to `sink` (whose file is the scenario's).
-pub(super) fn validate(
-    raw: &RawScenario,
-    sink: &mut Sink<'_>,
-    reader: &dyn FileReader,
-) -> Scenario {
+pub(super) fn validate(raw: &RawScenario, sink: &mut Sink<'_>, loader: Loader<'_>) -> Scenario {
     if raw.version.value != FORMAT_VERSION {
         sink.error_at(
             Code::Version,
@@ -47,7 +43,7 @@ pub(super) fn validate(
         pods: &pod_ids,
         externals: &ext_names,
     };
-    let sources = PolicySources::new(&scenario.path, reader);
+    let sources = PolicySources::new(&scenario.path, loader);
     let mut steps = Steps::new(&scenario, pcx, sources);
     let checked = raw_steps
         .iter()
