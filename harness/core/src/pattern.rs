@@ -218,11 +218,15 @@ impl PortPattern {
 #[derive(Debug)]
 pub struct PortMatcher<'a> {
     pattern: &'a PortPattern,
-    /// For a named pattern: the ports of that name, per pod and per external endpoint.
-    named: Option<(
-        BTreeMap<&'a PodId, Vec<PortProto>>,
-        BTreeMap<&'a str, Vec<PortProto>>,
-    )>,
+    /// For a named pattern: the ports of that name.
+    named: Option<NamedPorts<'a>>,
+}
+
+/// The ports of one name, per pod and per external endpoint.
+#[derive(Debug)]
+struct NamedPorts<'a> {
+    pods: BTreeMap<&'a PodId, Vec<PortProto>>,
+    externals: BTreeMap<&'a str, Vec<PortProto>>,
 }
 
 impl<'a> PortMatcher<'a> {
@@ -247,7 +251,7 @@ impl<'a> PortMatcher<'a> {
                         .entry(e.name.as_str())
                         .or_insert_with(|| with_name(&e.ports));
                 }
-                Some((pods, externals))
+                Some(NamedPorts { pods, externals })
             }
             _ => None,
         };
@@ -259,10 +263,10 @@ impl<'a> PortMatcher<'a> {
         match (self.pattern, port, &self.named) {
             (PortPattern::Any, _, _) => true,
             (PortPattern::Exact(p), Some(q), _) => *p == q,
-            (PortPattern::Named(_), Some(q), Some((pods, externals))) => {
+            (PortPattern::Named(_), Some(q), Some(named)) => {
                 let ports = match target {
-                    Target::Pod(id) => pods.get(id),
-                    Target::External(e) => externals.get(e.as_str()),
+                    Target::Pod(id) => named.pods.get(id),
+                    Target::External(e) => named.externals.get(e.as_str()),
                     Target::Name(_) => None,
                 };
                 ports.is_some_and(|ps| ps.contains(&q))
