@@ -101,7 +101,16 @@ pub fn yaml_options() -> serde_saphyr::Options {
 pub(crate) fn parse_yaml_multi<T: serde::de::DeserializeOwned>(
     file: &SourceFile,
 ) -> Result<Vec<T>, Box<Diagnostic>> {
-    serde_saphyr::from_str_multiple::<T, Vec<T>>(&file.text)
+    parse_yaml_multi_text(file, &file.text)
+}
+
+/// Parses every YAML document of `text` into `T`, reporting errors in `file`: `text` is the
+/// file's text with some documents blanked, every other byte in its place.
+pub(crate) fn parse_yaml_multi_text<T: serde::de::DeserializeOwned>(
+    file: &SourceFile,
+    text: &str,
+) -> Result<Vec<T>, Box<Diagnostic>> {
+    serde_saphyr::from_str_multiple::<T, Vec<T>>(text)
         .map_err(|e| Box::new(yaml_diagnostic(&e, file)))
 }
 

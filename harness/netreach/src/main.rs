@@ -32,6 +32,9 @@ enum Command {
         /// Print one line per problem instead of snippets.
         #[arg(long)]
         short: bool,
+        /// Also list the YAML files in the folders that are not scenarios, and why.
+        #[arg(long, short = 'v')]
+        verbose: bool,
         /// A folder outside the scenario's repository that policy `file:` paths may read from
         /// (repeatable).
         #[arg(long = "allow-path", value_name = "DIR")]
@@ -137,8 +140,9 @@ fn main() -> ExitCode {
         Command::Validate {
             paths,
             short,
+            verbose,
             allow_paths,
-        } => validate(&paths, short, &allow_paths),
+        } => validate(&paths, short, verbose, &allow_paths),
         Command::Lint {
             paths,
             json,
@@ -208,12 +212,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(paths: &[PathBuf], short: bool, allow: &[PathBuf]) -> anyhow::Result<i32> {
+fn validate(
+    paths: &[PathBuf],
+    short: bool,
+    verbose: bool,
+    allow: &[PathBuf],
+) -> anyhow::Result<i32> {
     let Some(options) = netreach::cli::load_options("validate", allow) else {
         return Ok(exit::USAGE);
     };
-    let files = match scenario::discover(paths) {
-        Ok(f) if !f.is_empty() => f,
+    let (files, skipped) = match scenario::discover_all(paths) {
+        Ok(d) if !d.scenarios.is_empty() => (d.scenarios, d.skipped),
         Ok(_) => {
             eprintln!(
                 "netreach validate: no scenario files (*.yaml, *.yml) under {}",
@@ -241,8 +250,18 @@ fn validate(paths: &[PathBuf], short: bool, allow: &[PathBuf]) -> anyhow::Result
         }
         print_diagnostics(&loaded.diagnostics, short, color);
     }
+    if verbose {
+        for (p, why) in &skipped {
+            eprintln!("skipped {}: {why}", p.display());
+        }
+    }
+    let others = match skipped.len() {
+        0 => String::new(),
+        n if verbose => format!("; {n} other YAML file(s) skipped"),
+        n => format!("; {n} other YAML file(s) skipped (`--verbose` lists them)"),
+    };
     eprintln!(
-        "validated {} scenario(s): {} valid, {invalid} invalid; {errors} error(s), {warnings} warning(s)",
+        "validated {} scenario(s): {} valid, {invalid} invalid; {errors} error(s), {warnings} warning(s){others}",
         files.len(),
         files.len() - invalid
     );

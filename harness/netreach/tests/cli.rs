@@ -44,4 +44,14 @@ fn the_shipped_scenarios_validate() {
     let (code, err) = netreach(&["validate", "--allow-path", "docs", "scenarios"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("13 valid, 0 invalid"), "{err}");
+    assert!(err.contains("9 other YAML file(s) skipped"), "{err}");
+    // `--verbose` says which, and why.
+    let (code, err) = netreach(&["validate", "--verbose", "scenarios"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "skipped scenarios/policies/three-tier.yaml: a Kubernetes manifest (`NetworkPolicy`)"
+        ),
+        "{err}"
+    );
 }

@@ -52,6 +52,12 @@ pub enum Code {
     PolicyFile,
     /// A policy document that is not a `networking.k8s.io/v1` NetworkPolicy, or is malformed.
     InvalidPolicy,
+    /// A document of a policy file that is not a NetworkPolicy (a Deployment, a ConfigMap):
+    /// skipped (a warning).
+    SkippedDocument,
+    /// A policy kind netreach does not apply yet (AdminNetworkPolicy,
+    /// BaselineAdminNetworkPolicy).
+    UnsupportedPolicy,
     /// A step action that does not fit the policies in force at that step.
     InvalidStep,
     /// Fields that cannot be used together, or a combination that is missing.
@@ -88,6 +94,8 @@ impl Code {
             Code::ContradictsSpec => "contradicts-spec",
             Code::PolicyFile => "policy-file",
             Code::InvalidPolicy => "invalid-policy",
+            Code::SkippedDocument => "skipped-document",
+            Code::UnsupportedPolicy => "unsupported-policy",
             Code::InvalidStep => "invalid-step",
             Code::Conflict => "conflict",
             Code::ExistingNamespace => "existing-namespace",
@@ -95,7 +103,7 @@ impl Code {
     }
 
     /// Every code, for documentation and for parsing fixture annotations.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 28] = [
         Code::Io,
         Code::Syntax,
         Code::UnknownField,
@@ -119,6 +127,8 @@ impl Code {
         Code::ContradictsSpec,
         Code::PolicyFile,
         Code::InvalidPolicy,
+        Code::SkippedDocument,
+        Code::UnsupportedPolicy,
         Code::InvalidStep,
         Code::Conflict,
         Code::ExistingNamespace,

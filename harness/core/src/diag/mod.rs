@@ -299,6 +299,17 @@ impl Sink<'_> {
         self.out.0.last_mut().expect("just pushed")
     }
 
+    /// Records a warning at a spanned value.
+    pub fn warning_at<T>(
+        &mut self,
+        code: Code,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let pos = Pos::from_location(self.file, &at.referenced);
+        self.warning(code, pos, message)
+    }
+
     /// Records a warning at a position.
     pub fn warning(&mut self, code: Code, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
         self.out

@@ -16,7 +16,7 @@ mod structure;
 mod validate;
 
 pub use crate::yaml::yaml_options;
-pub use discover::discover;
+pub use discover::{Discovery, Skipped, discover, discover_all};
 pub use files::{FileReader, FsReader, MAX_FILE_SIZE, MemReader, ReadError};
 
 use std::path::{Path, PathBuf};
