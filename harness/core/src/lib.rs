@@ -29,3 +29,4 @@ pub mod run;
 pub mod scenario;
 pub mod synthesize;
 pub mod verdict;
+pub mod yaml;

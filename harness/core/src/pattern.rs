@@ -1,9 +1,10 @@
 //! Patterns that select cells: pods (`x/*`), targets (`*/a`, `ext:web`, `dns:*`) and ports
 //! (`80/tcp`, `http`, `*`). Pure parsing and matching.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::model::{PortProto, Protocol, Scenario, Target, Via};
+use crate::model::{PodId, PortProto, Protocol, Scenario, Target, Via};
 use crate::names::check_port_name;
 
 /// A name with `*` wildcards (each `*` matches any run of characters).
@@ -212,6 +213,69 @@ impl PortPattern {
     }
 }
 
+/// A [`PortPattern`] ready to match many cells of one scenario: a port name is looked up once
+/// per target instead of searching the scenario's pods for every cell.
+#[derive(Debug)]
+pub struct PortMatcher<'a> {
+    pattern: &'a PortPattern,
+    /// For a named pattern: the ports of that name.
+    named: Option<NamedPorts<'a>>,
+}
+
+/// The ports of one name, per pod and per external endpoint.
+#[derive(Debug)]
+struct NamedPorts<'a> {
+    pods: BTreeMap<&'a PodId, Vec<PortProto>>,
+    externals: BTreeMap<&'a str, Vec<PortProto>>,
+}
+
+impl<'a> PortMatcher<'a> {
+    /// Prepares `pattern` for the cells of `scenario`.
+    pub fn new(pattern: &'a PortPattern, scenario: &'a Scenario) -> Self {
+        let named = match pattern {
+            PortPattern::Named(n) => {
+                let with_name = |ports: &[crate::model::ServedPort]| -> Vec<PortProto> {
+                    ports
+                        .iter()
+                        .filter(|p| p.name.as_deref() == Some(n.as_str()))
+                        .map(|p| p.port)
+                        .collect()
+                };
+                let mut pods = BTreeMap::new();
+                for p in &scenario.pods {
+                    pods.entry(&p.id).or_insert_with(|| with_name(&p.ports));
+                }
+                let mut externals = BTreeMap::new();
+                for e in &scenario.externals {
+                    externals
+                        .entry(e.name.as_str())
+                        .or_insert_with(|| with_name(&e.ports));
+                }
+                Some(NamedPorts { pods, externals })
+            }
+            _ => None,
+        };
+        PortMatcher { pattern, named }
+    }
+
+    /// Whether the cell's port matches, as [`PortPattern::matches`] decides it.
+    pub fn matches(&self, target: &Target, port: Option<PortProto>) -> bool {
+        match (self.pattern, port, &self.named) {
+            (PortPattern::Any, _, _) => true,
+            (PortPattern::Exact(p), Some(q), _) => *p == q,
+            (PortPattern::Named(_), Some(q), Some(named)) => {
+                let ports = match target {
+                    Target::Pod(id) => named.pods.get(id),
+                    Target::External(e) => named.externals.get(e.as_str()),
+                    Target::Name(_) => None,
+                };
+                ports.is_some_and(|ps| ps.contains(&q))
+            }
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for PortPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -344,5 +408,72 @@ mod tests {
         }
         assert!(PortPattern::from_number(70000).is_err());
         assert_eq!(PortPattern::from_number(80), Ok(PortPattern::Exact(tcp80)));
+    }
+
+    /// The matcher decides every cell as `PortPattern::matches` does.
+    #[test]
+    fn port_matchers_agree_with_matching_by_search() {
+        use crate::model::{External, Loopback, Pod, ServedPort};
+        let port = |n: u16, p: Protocol, name: Option<&str>| ServedPort {
+            port: PortProto {
+                port: n,
+                protocol: p,
+            },
+            name: name.map(str::to_owned),
+        };
+        let s = Scenario {
+            id: "s".into(),
+            group: "g".into(),
+            path: "s.yaml".into(),
+            title: "s".into(),
+            description: None,
+            namespaces: Vec::new(),
+            pods: vec![
+                Pod {
+                    id: PodId::new("x", "a"),
+                    labels: Default::default(),
+                    ports: vec![
+                        port(80, Protocol::Tcp, Some("http")),
+                        port(53, Protocol::Udp, Some("dns")),
+                    ],
+                },
+                Pod {
+                    id: PodId::new("x", "b"),
+                    labels: Default::default(),
+                    ports: vec![port(8080, Protocol::Tcp, Some("http"))],
+                },
+            ],
+            externals: vec![External {
+                name: "web".into(),
+                ports: vec![port(443, Protocol::Tcp, Some("http"))],
+            }],
+            loopback: Loopback::Allow,
+            cells: Vec::new(),
+            steps: Vec::new(),
+        };
+        let targets = [
+            Target::Pod(PodId::new("x", "a")),
+            Target::Pod(PodId::new("x", "b")),
+            Target::Pod(PodId::new("x", "nope")),
+            Target::External("web".into()),
+            Target::Name("kubernetes.default".into()),
+        ];
+        let ports = [80, 53, 8080, 443, 1].into_iter().flat_map(|n| {
+            [Protocol::Tcp, Protocol::Udp].map(|protocol| Some(PortProto { port: n, protocol }))
+        });
+        let ports: Vec<Option<PortProto>> = ports.chain([None]).collect();
+        for pattern in ["*", "80", "53/udp", "http", "dns", "nope"] {
+            let pp = PortPattern::parse(pattern).expect("valid");
+            let m = PortMatcher::new(&pp, &s);
+            for t in &targets {
+                for p in &ports {
+                    assert_eq!(
+                        m.matches(t, *p),
+                        pp.matches(&s, t, *p),
+                        "{pattern} {t} {p:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -13,6 +13,10 @@
 //! fixtures are checked before the test fails, and the failure lists, per fixture, what was
 //! missing and what was unexpected.
 //!
+//! `fixtures/warnings/` holds scenarios that are valid but warned about, annotated the same way:
+//! each must be accepted, with no error, and the set of its *warnings* must equal the annotated
+//! set exactly.
+//!
 //! The second half is a property test: whatever text `load_str` gets — arbitrary strings or
 //! mutations of a small valid scenario — it does not panic, rejects with at least one error, and
 //! points every diagnostic at a line that exists.
@@ -262,6 +266,52 @@ fn invalid_fixtures_report_exactly_their_annotated_diagnostics() {
         dir.display(),
         failures.join("\n\n")
     );
+}
+
+#[test]
+fn warning_fixtures_are_valid_and_report_exactly_their_annotated_warnings() {
+    let dir = fixtures_dir().join("../warnings");
+    let dir =
+        fs::canonicalize(&dir).unwrap_or_else(|e| panic!("cannot open {}: {e}", dir.display()));
+    let files = fixture_files(&dir);
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    let mut failures = Vec::new();
+    for path in &files {
+        let name = path.display().to_string();
+        let text = fs::read_to_string(path).expect("readable fixture");
+        let expected: BTreeSet<Expected> = match parse_annotations(&text) {
+            Ok(v) => v.into_iter().collect(),
+            Err(e) => {
+                failures.push(format!("{name}: bad annotations: {e}"));
+                continue;
+            }
+        };
+        let loaded = scenario::load(path);
+        let mut problems = Vec::new();
+        if loaded.scenario.is_none() {
+            problems.push(format!(
+                "  the scenario was rejected (it must be accepted):\n{}",
+                loaded.diagnostics.render(false)
+            ));
+        }
+        let got: BTreeSet<Expected> = loaded
+            .diagnostics
+            .0
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(|d| reported(d, path, &dir))
+            .collect();
+        for e in expected.difference(&got) {
+            problems.push(format!("  missing:    {e}"));
+        }
+        for g in got.difference(&expected) {
+            problems.push(format!("  unexpected: {g}"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{name}:\n{}", problems.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //!   and no source file of it names them, spawns a process or opens a socket.
 //! - netreach-kube may use the core, never the `netreach` crate (the CLI) or clap.
 //! - A core source file over 600 lines says why at its top (`//! Size:`).
+//! - The core's top-level modules import each other without cycles, and `model` is the ground
+//!   floor: it imports no other module of the crate but `names`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -168,6 +170,120 @@ fn the_kube_crate_does_not_reach_up_into_the_cli() {
     assert!(deps.iter().any(|d| d == "netreach-core"));
 }
 
+/// The top-level module a core source file belongs to (`scenario/steps.rs` -> `scenario`).
+fn top_module(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap_or(file);
+    let first = rel
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    first.trim_end_matches(".rs").to_owned()
+}
+
+/// The crate's modules a file's code (not its comments, not its `#[cfg(test)]` part) names as
+/// `crate::<module>`, also inside `crate::{a::X, b}` groups.
+fn crate_imports(text: &str) -> Vec<String> {
+    let before_tests = text.split("#[cfg(test)]").next().unwrap_or("");
+    let code: String = code_lines(before_tests)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut start) = (0usize, 0usize);
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(ident(&group[start..j]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(&group[start..j]));
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|n| !n.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A cycle in `edges` (module -> modules it imports), if there is one.
+fn find_cycle(edges: &std::collections::BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        edges: &std::collections::BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_owned());
+        for n in edges.get(m).into_iter().flatten() {
+            if let Some(c) = visit(n, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|m| visit(m, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn core_modules_import_each_other_without_cycles_and_model_is_the_ground_floor() {
+    let src = root().join("harness/core/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut edges: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(f).expect("readable source");
+        let m = top_module(&src, f);
+        let e = edges.entry(m.clone()).or_default();
+        e.extend(crate_imports(&text).into_iter().filter(|i| *i != m));
+        e.sort();
+        e.dedup();
+    }
+    assert!(edges.contains_key("model") && edges.contains_key("scenario"));
+    assert_eq!(
+        edges["model"],
+        ["names"],
+        "model is the ground floor: it may import only `names`"
+    );
+    assert_eq!(
+        find_cycle(&edges),
+        None,
+        "import cycle between core modules"
+    );
+}
+
 /// The checks themselves catch what they are for (a check that cannot fail is no check).
 #[test]
 fn the_source_rules_catch_a_forbidden_import() {
@@ -176,6 +292,24 @@ fn the_source_rules_catch_a_forbidden_import() {
     let bad = source_violations("x.rs", "let c = std::process::Command::new(\"sh\");\n");
     assert!(!bad.is_empty());
     assert!(source_violations("x.rs", "// tokio is not used here\nfn f() {}\n").is_empty());
+    assert_eq!(
+        crate_imports(
+            "use crate::model::{A, B};\n// crate::lint\nfn f() { crate::diag::x() }\n#[cfg(test)]\nuse crate::scenario;\n"
+        ),
+        ["diag", "model"]
+    );
+    let edges = |pairs: &[(&str, &str)]| {
+        let mut e: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (a, b) in pairs {
+            e.entry((*a).to_owned()).or_default().push((*b).to_owned());
+        }
+        e
+    };
+    assert_eq!(find_cycle(&edges(&[("a", "b"), ("b", "c")])), None);
+    assert_eq!(
+        find_cycle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
     let long = "fn f() {}\n".repeat(601);
     assert_eq!(source_violations("x.rs", &long).len(), 1);
     assert!(source_violations("x.rs", &format!("//! Size: one table.\n{long}")).is_empty());

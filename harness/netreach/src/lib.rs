@@ -8,7 +8,7 @@
 
 pub use netreach_core::{
     bind, cluster, diag, engine, exit, expect, explain, known, lint, model, names, outcome,
-    pattern, policy, probe, report, run, scenario, synthesize, verdict,
+    pattern, policy, probe, report, run, scenario, synthesize, verdict, yaml,
 };
 pub use netreach_kube as kube;
 

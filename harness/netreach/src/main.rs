@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use netreach::diag::Diagnostics;
@@ -33,6 +32,13 @@ enum Command {
         /// Print one line per problem instead of snippets.
         #[arg(long)]
         short: bool,
+        /// Also list the YAML files in the folders that are not scenarios, and why.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+        /// A folder outside the scenario's repository that policy `file:` paths may read from
+        /// (repeatable).
+        #[arg(long = "allow-path", value_name = "DIR")]
+        allow_paths: Vec<PathBuf>,
     },
     /// Report policies that are valid but probably not what was meant (rules open to anywhere,
     /// isolation without rules, unselected pods, blocked DNS, selectors that select nothing or
@@ -57,6 +63,10 @@ enum Command {
         /// (repeatable), e.g. `--allow ingress-from-anywhere` for a public endpoint.
         #[arg(long, value_name = "RULE")]
         allow: Vec<String>,
+        /// A folder outside the scenario's repository that policy `file:` paths may read from
+        /// (repeatable).
+        #[arg(long = "allow-path", value_name = "DIR")]
+        allow_paths: Vec<PathBuf>,
     },
     /// Run scenarios against a cluster.
     Run(Box<netreach::cli::run::RunArgs>),
@@ -84,6 +94,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A folder outside the scenario's repository that policy `file:` paths may read from
+        /// (repeatable).
+        #[arg(long = "allow-path", value_name = "DIR")]
+        allow_paths: Vec<PathBuf>,
     },
     /// Write the NetworkPolicies that allow exactly a step's intended reachability (default
     /// deny, then the fewest rules), and prove them with the policy engine cell by cell.
@@ -152,14 +166,20 @@ fn exit_help() -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Validate { paths, short } => validate(&paths, short),
+        Command::Validate {
+            paths,
+            short,
+            verbose,
+            allow_paths,
+        } => validate(&paths, short, verbose, &allow_paths),
         Command::Lint {
             paths,
             json,
             skip,
             deny,
             allow,
-        } => lint(&paths, json, &skip, &deny, &allow),
+            allow_paths,
+        } => lint(&paths, json, &skip, &deny, &allow, &allow_paths),
         Command::Run(args) => netreach::cli::run::main(&args),
         Command::Explain {
             scenario,
@@ -169,8 +189,10 @@ fn main() -> ExitCode {
             via,
             step,
             json,
+            allow_paths,
         } => explain(
             &scenario,
+            &allow_paths,
             netreach::explain::Query {
                 from,
                 to,
@@ -225,22 +247,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
-    let files = scenario::discover(paths).context("cannot list scenarios")?;
-    if files.is_empty() {
-        anyhow::bail!(
-            "no scenario files (*.yaml, *.yml) under {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+fn validate(
+    paths: &[PathBuf],
+    short: bool,
+    verbose: bool,
+    allow: &[PathBuf],
+) -> anyhow::Result<i32> {
+    let Some(options) = netreach::cli::load_options("validate", allow) else {
+        return Ok(exit::USAGE);
+    };
+    let (files, skipped) = match scenario::discover_all(paths) {
+        Ok(d) if !d.scenarios.is_empty() => (d.scenarios, d.skipped),
+        Ok(_) => {
+            eprintln!(
+                "netreach validate: no scenario files (*.yaml, *.yml) under {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Ok(exit::USAGE);
+        }
+        Err(e) => {
+            eprintln!("netreach validate: cannot list scenarios: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (mut errors, mut warnings, mut invalid) = (0, 0, 0);
     for f in &files {
-        let loaded = scenario::load(f);
+        let loaded = scenario::load_with_options(f, &options);
         errors += loaded.diagnostics.error_count();
         warnings += loaded.diagnostics.warning_count();
         if loaded.scenario.is_none() {
@@ -248,8 +285,18 @@ fn validate(paths: &[PathBuf], short: bool) -> anyhow::Result<i32> {
         }
         print_diagnostics(&loaded.diagnostics, short, color);
     }
+    if verbose {
+        for (p, why) in &skipped {
+            eprintln!("skipped {}: {why}", p.display());
+        }
+    }
+    let others = match skipped.len() {
+        0 => String::new(),
+        n if verbose => format!("; {n} other YAML file(s) skipped"),
+        n => format!("; {n} other YAML file(s) skipped (`--verbose` lists them)"),
+    };
     eprintln!(
-        "validated {} scenario(s): {} valid, {invalid} invalid; {errors} error(s), {warnings} warning(s)",
+        "validated {} scenario(s): {} valid, {invalid} invalid; {errors} error(s), {warnings} warning(s){others}",
         files.len(),
         files.len() - invalid
     );
@@ -286,8 +333,12 @@ fn lint(
     skip: &[String],
     deny: &[String],
     allow: &[String],
+    allow_paths: &[PathBuf],
 ) -> anyhow::Result<i32> {
     use netreach::lint::LintSeverity;
+    let Some(options) = netreach::cli::load_options("lint", allow_paths) else {
+        return Ok(exit::USAGE);
+    };
     let parsed = (
         lint_rules("skip", skip),
         lint_rules("deny", deny),
@@ -321,7 +372,7 @@ fn lint(
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut report = netreach::lint::LintReport::default();
     for f in &files {
-        let loaded = scenario::load(f);
+        let loaded = scenario::load_with_options(f, &options);
         match loaded.scenario {
             Some(s) => report.scenarios.push(netreach::lint::ScenarioLint::of(&s)),
             None => {
@@ -359,9 +410,9 @@ fn lint(
     );
     Ok(report.exit_code())
 }
-
 fn explain(
     path: &std::path::Path,
+    allow: &[PathBuf],
     mut q: netreach::explain::Query,
     via: Option<&str>,
     json: bool,
@@ -375,8 +426,11 @@ fn explain(
             return Ok(exit::USAGE);
         }
     };
+    let Some(options) = netreach::cli::load_options("explain", allow) else {
+        return Ok(exit::USAGE);
+    };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let loaded = scenario::load(path);
+    let loaded = scenario::load_with_options(path, &options);
     let Some(s) = loaded.scenario else {
         print_diagnostics(&loaded.diagnostics, false, color);
         return Ok(exit::INVALID);

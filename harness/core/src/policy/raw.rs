@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::scenario::raw::{Sp, SpMap};
+use crate::yaml::{Sp, SpMap};
 
 /// A NetworkPolicy manifest.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -1,74 +1,19 @@
 //! The scenario file format as serde reads it: field names, nesting, types, and source spans.
 //!
 //! These types are the single source of the JSON Schema (`docs/scenario.schema.json`). They only
-//! check shape; meaning (references, ports, names) is checked in [`crate::model`] so that every
-//! problem is reported, not just the first.
+//! check shape; meaning (references, ports, names) is checked by the validation in
+//! `scenario::structure` and `scenario::steps`, so that every problem is reported, not just the
+//! first. The few enums the model shares (`Via`, `Verdict`, `Loopback`) are mirrored here for
+//! serde and the schema and converted with `From`.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
-/// A value with the place in the file it came from.
-pub type Sp<T> = Spanned<T>;
-
-/// A YAML mapping whose keys and values both keep their positions (label maps), in file order.
-/// Duplicate keys are rejected by the parser.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpMap<V>(pub Vec<(Sp<String>, Sp<V>)>);
-
-impl<V> Default for SpMap<V> {
-    fn default() -> Self {
-        SpMap(Vec::new())
-    }
-}
-
-impl<V> SpMap<V> {
-    /// Whether it has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The entry for `key`.
-    pub fn get(&self, key: &str) -> Option<&Sp<V>> {
-        self.0.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
-    }
-
-    /// The plain key/value map.
-    pub fn plain(&self) -> BTreeMap<String, V>
-    where
-        V: Clone,
-    {
-        self.0
-            .iter()
-            .map(|(k, v)| (k.value.clone(), v.value.clone()))
-            .collect()
-    }
-}
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for SpMap<V> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
-            type Value = SpMap<V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a mapping of labels, e.g. `{app: web}`")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<SpMap<V>, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Sp<String>, Sp<V>>()? {
-                    out.push((k, v));
-                }
-                Ok(SpMap(out))
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
-    }
-}
+use crate::model::{Loopback, Verdict, Via};
+use crate::policy::raw::RawNetworkPolicy;
+pub use crate::yaml::{Sp, SpMap};
 
 /// A netreach scenario: namespaces and pods to deploy, what to probe, and steps that change
 /// NetworkPolicies and state what must (not) connect afterwards.
@@ -103,8 +48,8 @@ pub struct RawScenario {
     /// How a pod reaching itself is judged: `allow` (default: Kubernetes says a pod cannot block
     /// itself), `block`, or `rules` (like any other cell).
     #[serde(default)]
-    #[schemars(with = "Option<Loopback>")]
-    pub loopback: Option<Sp<Loopback>>,
+    #[schemars(with = "Option<RawLoopback>")]
+    pub loopback: Option<Sp<RawLoopback>>,
     /// Steps, run in order; cluster state carries over from one to the next.
     #[serde(default)]
     #[schemars(with = "Vec<RawStep>", length(min = 1), required)]
@@ -112,9 +57,10 @@ pub struct RawScenario {
 }
 
 /// How loopback cells (a pod to itself) are judged.
+// `Serialize` only so that the schema states `"default": null` for optional fields of this type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Loopback {
+#[serde(rename = "Loopback", rename_all = "lowercase")]
+pub enum RawLoopback {
     /// Always expected to connect, whatever the rules say (the default).
     Allow,
     /// Always expected to be blocked.
@@ -263,21 +209,10 @@ impl<'de> Deserialize<'de> for RawPortRef {
 }
 
 /// How a probe reaches its target.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Deserialize,
-    JsonSchema,
-    serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Via {
+// `Serialize` only so that the schema states `"default": null` for optional fields of this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename = "Via", rename_all = "lowercase")]
+pub enum RawVia {
     /// The target pod's IP (or the external endpoint's address).
     Ip,
     /// The ClusterIP of a Service in front of the target pod.
@@ -305,8 +240,8 @@ pub struct RawProbe {
     pub port: Option<Sp<RawPortRef>>,
     /// How to reach the target (default `ip`).
     #[serde(default)]
-    #[schemars(with = "Option<Via>")]
-    pub via: Option<Sp<Via>>,
+    #[schemars(with = "Option<RawVia>")]
+    pub via: Option<Sp<RawVia>>,
     /// A DNS name to resolve from each source pod (a resolution probe; excludes `to`/`port`/`via`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -349,7 +284,7 @@ pub struct RawPolicySource {
     pub file: Option<Sp<String>>,
     /// The manifest itself.
     #[serde(default)]
-    pub inline: Option<Box<crate::policy::raw::RawNetworkPolicy>>,
+    pub inline: Option<Box<RawNetworkPolicy>>,
     /// Logical namespace for manifests that do not set `metadata.namespace`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -378,7 +313,7 @@ pub struct RawRelabel {
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum RawExpect {
     /// Every probed cell (including those no other entry names).
-    Default(#[schemars(with = "Verdict")] Sp<Verdict>),
+    Default(#[schemars(with = "RawVerdict")] Sp<RawVerdict>),
     /// Cells matching the pattern connect.
     Allow(#[schemars(with = "RawCellPattern")] Sp<RawCellPattern>),
     /// Cells matching the pattern are blocked.
@@ -394,9 +329,10 @@ pub enum RawExpect {
 }
 
 /// Allowed or blocked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
+// `Serialize` only so that the schema states `"default": null` for optional fields of this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename = "Verdict", rename_all = "lowercase")]
+pub enum RawVerdict {
     /// The connection succeeds.
     Allow,
     /// The connection is blocked.
@@ -424,8 +360,8 @@ pub struct RawCellPattern {
     pub port: Option<Sp<RawPortRef>>,
     /// Only cells probed this way.
     #[serde(default)]
-    #[schemars(with = "Option<Via>")]
-    pub via: Option<Sp<Via>>,
+    #[schemars(with = "Option<RawVia>")]
+    pub via: Option<Sp<RawVia>>,
 }
 
 /// A truth table: the first line lists the columns (targets), optionally after a `-` corner; every
@@ -440,9 +376,39 @@ pub struct RawTable {
     pub port: Option<Sp<RawPortRef>>,
     /// Only cells probed this way (default: any).
     #[serde(default)]
-    #[schemars(with = "Option<Via>")]
-    pub via: Option<Sp<Via>>,
+    #[schemars(with = "Option<RawVia>")]
+    pub via: Option<Sp<RawVia>>,
     /// The table text (use a `|` block so positions in errors are exact).
     #[schemars(with = "String")]
     pub rows: Sp<String>,
+}
+
+impl From<RawLoopback> for Loopback {
+    fn from(l: RawLoopback) -> Loopback {
+        match l {
+            RawLoopback::Allow => Loopback::Allow,
+            RawLoopback::Block => Loopback::Block,
+            RawLoopback::Rules => Loopback::Rules,
+        }
+    }
+}
+
+impl From<RawVia> for Via {
+    fn from(v: RawVia) -> Via {
+        match v {
+            RawVia::Ip => Via::Ip,
+            RawVia::Service => Via::Service,
+            RawVia::Dns => Via::Dns,
+        }
+    }
+}
+
+impl From<RawVerdict> for Verdict {
+    fn from(v: RawVerdict) -> Verdict {
+        match v {
+            RawVerdict::Allow => Verdict::Allow,
+            RawVerdict::Block => Verdict::Block,
+            RawVerdict::Unresolved => Verdict::Unresolved,
+        }
+    }
 }

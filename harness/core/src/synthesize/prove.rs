@@ -45,7 +45,7 @@ pub fn load_back(
     for (path, text) in files {
         let file = SourceFile::new(Path::new(path), text.as_str());
         let mut diags = Diagnostics::default();
-        let docs = match crate::scenario::parse_yaml_multi::<RawNetworkPolicy>(&file) {
+        let docs = match crate::yaml::parse_yaml_multi::<RawNetworkPolicy>(&file) {
             Ok(d) => d,
             Err(d) => {
                 return Err(SynthError::RoundTrip {

@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// (repeatable).
     #[arg(long = "toleration", value_name = "TAINT")]
     pub tolerations: Vec<String>,
+    /// A folder outside the scenario's repository that policy `file:` paths may read from
+    /// (repeatable).
+    #[arg(long = "allow-path", value_name = "DIR")]
+    pub allow_paths: Vec<PathBuf>,
 }
 
 impl RunArgs {
@@ -166,10 +170,20 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
         return Ok(exit::USAGE);
     };
     let started = std::time::SystemTime::now();
-    let files = scenario::discover(&args.paths)?;
-    if files.is_empty() {
-        anyhow::bail!("no scenario files (*.yaml, *.yml) found");
-    }
+    let Some(options) = crate::cli::load_options("run", &args.allow_paths) else {
+        return Ok(exit::USAGE);
+    };
+    let files = match scenario::discover(&args.paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!("netreach run: no scenario files (*.yaml, *.yml) under the given paths");
+            return Ok(exit::USAGE);
+        }
+        Err(e) => {
+            eprintln!("netreach run: cannot list scenarios: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
     let known = match &args.known_deviations {
         Some(p) => Some(crate::known::KnownDeviations::load(p)?),
         None => None,
@@ -179,7 +193,7 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
     let mut scenarios = Vec::new();
     let mut invalid = 0;
     for f in &files {
-        let loaded = scenario::load(f);
+        let loaded = scenario::load_with_options(f, &options);
         if !loaded.diagnostics.0.is_empty() {
             eprint!("{}", loaded.diagnostics.render(color));
         }

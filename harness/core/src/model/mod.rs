@@ -3,6 +3,10 @@
 //! Pure data, no IO and no Kubernetes client types. Built by [`crate::scenario::load`]; consumed
 //! by deployment planning, expectation matrices and reports. Names here are *logical*: a run
 //! maps namespaces to real names through [`crate::names::NamespaceMap`].
+//!
+//! The ground floor: the model imports nothing of the crate but [`crate::names`]. The serde layer
+//! (`scenario::raw`, `policy::raw`) has its own types and converts into these; the validated
+//! NetworkPolicy lives in [`policy`] (re-exported by [`crate::policy`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,8 +14,46 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use crate::policy::{NetworkPolicy, PolicyRef};
-pub use crate::scenario::raw::{Loopback, Verdict, Via};
+pub mod policy;
+
+pub use policy::{NetworkPolicy, PolicyRef};
+
+/// How loopback cells (a pod to itself) are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loopback {
+    /// Always expected to connect, whatever the rules say (the default).
+    Allow,
+    /// Always expected to be blocked.
+    Block,
+    /// Judged by the expectation rules like every other cell.
+    Rules,
+}
+
+/// How a probe reaches its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The target pod's IP (or the external endpoint's address).
+    Ip,
+    /// The ClusterIP of a Service in front of the target pod.
+    Service,
+    /// The Service's DNS name (`<pod>.<namespace>.svc.cluster.local`), resolved in the source pod.
+    Dns,
+}
+
+/// Allowed or blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The connection succeeds.
+    Allow,
+    /// The connection is blocked.
+    Block,
+    /// The target's name does not resolve, so the connection is never tried (`via: dns` only;
+    /// written as an `unresolved:` entry).
+    Unresolved,
+}
 
 /// Transport protocol of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -353,7 +395,7 @@ pub struct Scenario {
     pub externals: Vec<External>,
     /// How loopback cells are judged.
     pub loopback: Loopback,
-    /// The probed cells, the same for every step.
+    /// The probed cells, the same for every step (sorted, no duplicates).
     pub cells: Vec<CellKey>,
     /// Steps in order.
     pub steps: Vec<Step>,

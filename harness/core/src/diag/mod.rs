@@ -7,146 +7,15 @@
 //!
 //! This module is pure: no IO besides what the caller hands in as source text.
 
+mod code;
+mod source;
+
+pub use code::Code;
+pub use source::{Pos, SourceFile};
+
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use serde_saphyr::{Location, Spanned};
-
-/// A stable identifier for a kind of problem. Tests and `fixtures/invalid` annotations assert on
-/// these; the string form is `netreach::<name>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Code {
-    /// The file could not be read.
-    Io,
-    /// The YAML is not well formed.
-    Syntax,
-    /// A field the format does not know (typo, or a field of a newer version).
-    UnknownField,
-    /// A required field is absent.
-    MissingField,
-    /// A value has the wrong type or shape (a list where a map belongs, a string for a number).
-    WrongType,
-    /// The `version` field names a version this netreach does not read.
-    Version,
-    /// A name is not a valid Kubernetes name (DNS label or subdomain).
-    InvalidName,
-    /// Two things of one kind share a name.
-    Duplicate,
-    /// A reference to a namespace the scenario does not declare.
-    UnknownNamespace,
-    /// A reference to a pod the scenario does not declare.
-    UnknownPod,
-    /// A reference to an external endpoint the scenario does not declare.
-    UnknownExternal,
-    /// A port number, port name or protocol that is not valid.
-    InvalidPort,
-    /// A probe or expectation names a port the target does not serve.
-    PortNotServed,
-    /// A label key or value that Kubernetes would reject.
-    InvalidLabel,
-    /// A target or pod pattern that cannot be parsed.
-    InvalidPattern,
-    /// A pattern that matches nothing (almost always a typo).
-    MatchesNothing,
-    /// A CIDR, an `except` entry or an address placeholder that is not valid.
-    InvalidCidr,
-    /// A truth table whose shape or contents are wrong.
-    InvalidTable,
-    /// A probed cell that no expectation covers.
-    NoExpectation,
-    /// A loopback cell whose expectation contradicts the scenario's `loopback` setting.
-    LoopbackConflict,
-    /// A declared expectation the NetworkPolicy specification contradicts (a warning).
-    ContradictsSpec,
-    /// A policy file that does not exist or cannot be read.
-    PolicyFile,
-    /// A policy document that is not a `networking.k8s.io/v1` NetworkPolicy, or is malformed.
-    InvalidPolicy,
-    /// A step action that does not fit the policies in force at that step.
-    InvalidStep,
-    /// Fields that cannot be used together, or a combination that is missing.
-    Conflict,
-    /// Something refers to a namespace that exists in the cluster (not the scenario's) in a way
-    /// that would create, change or delete it.
-    ExistingNamespace,
-}
-
-impl Code {
-    /// The short name, as written in fixtures (`unknown-pod`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Code::Io => "io",
-            Code::Syntax => "syntax",
-            Code::UnknownField => "unknown-field",
-            Code::MissingField => "missing-field",
-            Code::WrongType => "wrong-type",
-            Code::Version => "version",
-            Code::InvalidName => "invalid-name",
-            Code::Duplicate => "duplicate",
-            Code::UnknownNamespace => "unknown-namespace",
-            Code::UnknownPod => "unknown-pod",
-            Code::UnknownExternal => "unknown-external",
-            Code::InvalidPort => "invalid-port",
-            Code::PortNotServed => "port-not-served",
-            Code::InvalidLabel => "invalid-label",
-            Code::InvalidPattern => "invalid-pattern",
-            Code::MatchesNothing => "matches-nothing",
-            Code::InvalidCidr => "invalid-cidr",
-            Code::InvalidTable => "invalid-table",
-            Code::NoExpectation => "no-expectation",
-            Code::LoopbackConflict => "loopback-conflict",
-            Code::ContradictsSpec => "contradicts-spec",
-            Code::PolicyFile => "policy-file",
-            Code::InvalidPolicy => "invalid-policy",
-            Code::InvalidStep => "invalid-step",
-            Code::Conflict => "conflict",
-            Code::ExistingNamespace => "existing-namespace",
-        }
-    }
-
-    /// Every code, for documentation and for parsing fixture annotations.
-    pub const ALL: [Code; 26] = [
-        Code::Io,
-        Code::Syntax,
-        Code::UnknownField,
-        Code::MissingField,
-        Code::WrongType,
-        Code::Version,
-        Code::InvalidName,
-        Code::Duplicate,
-        Code::UnknownNamespace,
-        Code::UnknownPod,
-        Code::UnknownExternal,
-        Code::InvalidPort,
-        Code::PortNotServed,
-        Code::InvalidLabel,
-        Code::InvalidPattern,
-        Code::MatchesNothing,
-        Code::InvalidCidr,
-        Code::InvalidTable,
-        Code::NoExpectation,
-        Code::LoopbackConflict,
-        Code::ContradictsSpec,
-        Code::PolicyFile,
-        Code::InvalidPolicy,
-        Code::InvalidStep,
-        Code::Conflict,
-        Code::ExistingNamespace,
-    ];
-
-    /// Parses the short name (`unknown-pod`), with or without the `netreach::` prefix.
-    pub fn from_name(name: &str) -> Option<Code> {
-        let name = name.strip_prefix("netreach::").unwrap_or(name);
-        Code::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "netreach::{}", self.name())
-    }
-}
+use serde_saphyr::Spanned;
 
 /// How bad a diagnostic is. Only errors make a scenario invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -156,119 +25,6 @@ pub enum Severity {
     Error,
     /// Probably a mistake; the scenario still runs.
     Warning,
-}
-
-/// A source file as read, shared by every diagnostic that points into it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceFile {
-    /// The path as the user gave it (relative paths stay relative, for readable output).
-    pub path: PathBuf,
-    /// The whole text.
-    pub text: Arc<str>,
-}
-
-impl SourceFile {
-    /// Wraps text read from `path`.
-    pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
-        SourceFile {
-            path: path.into(),
-            text: text.into(),
-        }
-    }
-
-    /// The 1-based line and column of a byte offset (columns count characters).
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        (line, col)
-    }
-
-    /// The byte offset of a 1-based line and column (columns count characters). Out-of-range
-    /// positions are clamped to the end of the text.
-    pub fn offset_of(&self, line: usize, col: usize) -> usize {
-        let mut offset = 0;
-        for (i, l) in self.text.split_inclusive('\n').enumerate() {
-            if i + 1 == line {
-                let in_line: usize = l
-                    .chars()
-                    .take(col.saturating_sub(1))
-                    .map(char::len_utf8)
-                    .sum();
-                return offset + in_line;
-            }
-            offset += l.len();
-        }
-        self.text.len()
-    }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// A position in a source file: byte span plus the 1-based line and column of its start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Pos {
-    /// Byte offset of the start.
-    pub offset: usize,
-    /// Length in bytes (0 for a point).
-    pub len: usize,
-    /// 1-based line; 0 when unknown.
-    pub line: usize,
-    /// 1-based column in characters; 0 when unknown.
-    pub col: usize,
-}
-
-impl Pos {
-    /// An unknown position (diagnostics without one point at the file as a whole).
-    pub const UNKNOWN: Pos = Pos {
-        offset: 0,
-        len: 0,
-        line: 0,
-        col: 0,
-    };
-
-    /// The position of a serde-saphyr location in `file`.
-    pub fn from_location(file: &SourceFile, loc: &Location) -> Pos {
-        if loc.line() == 0 {
-            return Pos::UNKNOWN;
-        }
-        let line = loc.line() as usize;
-        let col = loc.column() as usize;
-        let span = loc.span();
-        let offset = span
-            .byte_offset()
-            .map_or_else(|| file.offset_of(line, col), |o| o as usize);
-        let len = span.byte_len().unwrap_or(0) as usize;
-        Pos {
-            offset,
-            len,
-            line,
-            col,
-        }
-    }
-
-    /// The position of a byte range in `file`.
-    pub fn from_range(file: &SourceFile, offset: usize, len: usize) -> Pos {
-        let (line, col) = file.line_col(offset);
-        Pos {
-            offset,
-            len,
-            line,
-            col,
-        }
-    }
-
-    /// Whether the position is known.
-    pub fn is_known(&self) -> bool {
-        self.line > 0
-    }
 }
 
 /// One problem in one file.
@@ -402,23 +158,30 @@ impl miette::Diagnostic for Diagnostic {
 }
 
 impl miette::SourceCode for Diagnostic {
+    /// The snippet around `span`, read from the first line it shows rather than from the start of
+    /// the file (as `str`'s implementation does), so that rendering N diagnostics of a file takes
+    /// time linear in N; the result is the same (`tests::snippets_read_from_their_line_*`).
     fn read_span<'a>(
         &'a self,
         span: &miette::SourceSpan,
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let inner = self
+        let text: &str = &self.file.text;
+        let (base, lines_before) = self
             .file
-            .text
-            .read_span(span, context_lines_before, context_lines_after)?;
+            .snippet_start(span.offset().min(text.len()), context_lines_before);
+        let local =
+            miette::SourceSpan::new((span.offset().saturating_sub(base)).into(), span.len());
+        let inner = text[base..].read_span(&local, context_lines_before, context_lines_after)?;
+        let found = inner.span();
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.file.path.display().to_string(),
             inner.data(),
-            *inner.span(),
-            inner.line(),
+            miette::SourceSpan::new((found.offset() + base).into(), found.len()),
+            inner.line() + lines_before,
             inner.column(),
-            inner.line_count(),
+            inner.line_count() + lines_before,
         )))
     }
 }
@@ -499,7 +262,8 @@ impl IntoIterator for Diagnostics {
     }
 }
 
-/// Helper for validation code: a file plus the diagnostics found in it so far.
+/// Where validation reports problems: the file being checked, and the diagnostics found so far
+/// (of every file). The one emitter of loading, policy validation and expectation expansion.
 #[derive(Debug)]
 pub struct Sink<'a> {
     /// The file being checked.
@@ -509,6 +273,14 @@ pub struct Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// A sink for another file (a policy file a scenario refers to) into the same diagnostics.
+    pub fn for_file<'b>(&'b mut self, file: &'b SourceFile) -> Sink<'b> {
+        Sink {
+            file,
+            out: &mut *self.out,
+        }
+    }
+
     /// Records an error at a spanned value.
     pub fn error_at<T>(
         &mut self,
@@ -525,6 +297,17 @@ impl Sink<'_> {
         self.out
             .push(Diagnostic::error(code, self.file, pos, message));
         self.out.0.last_mut().expect("just pushed")
+    }
+
+    /// Records a warning at a spanned value.
+    pub fn warning_at<T>(
+        &mut self,
+        code: Code,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let pos = Pos::from_location(self.file, &at.referenced);
+        self.warning(code, pos, message)
     }
 
     /// Records a warning at a position.
@@ -585,6 +368,55 @@ mod tests {
             assert_eq!(Code::from_name(&c.to_string()), Some(c));
         }
         assert_eq!(Code::from_name("nope"), None);
+    }
+
+    /// Every span of a few awkward texts, with 0-3 context lines: the snippet read from its first
+    /// line equals the one `str` reads from the start of the file.
+    #[test]
+    fn snippets_read_from_their_line_equal_those_read_from_the_start() {
+        use miette::SourceCode as _;
+        let texts = [
+            "",
+            "one line",
+            "a\nbb\nccc\ndddd\n",
+            "a\r\nbé\r\n\r\nc\r\n",
+            "x\n\n\ny: 1\n  z: [a, b]\nend",
+            "lone\rcr\nhere",
+            "µ€\n𝄞x\ny\n",
+        ];
+        for text in texts {
+            let d = Diagnostic::error(
+                Code::Syntax,
+                &SourceFile::new("t.yaml", text),
+                Pos::UNKNOWN,
+                "m",
+            );
+            for offset in 0..=text.len() {
+                for len in [0, 1, 3, 7] {
+                    let span = miette::SourceSpan::new(offset.into(), len);
+                    for ctx in 0..4 {
+                        let want = text.read_span(&span, ctx, ctx);
+                        let got = d.read_span(&span, ctx, ctx);
+                        match (want, got) {
+                            (Ok(w), Ok(g)) => {
+                                let what = format!("{text:?} {offset}+{len} ctx {ctx}");
+                                assert_eq!(g.data(), w.data(), "{what}");
+                                assert_eq!(g.span(), w.span(), "{what}");
+                                assert_eq!(g.line(), w.line(), "{what}");
+                                assert_eq!(g.column(), w.column(), "{what}");
+                                assert_eq!(g.line_count(), w.line_count(), "{what}");
+                            }
+                            (Err(_), Err(_)) => {}
+                            (w, g) => panic!(
+                                "{text:?} {offset}+{len} ctx {ctx}: {:?} vs {:?}",
+                                w.is_ok(),
+                                g.is_ok()
+                            ),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
