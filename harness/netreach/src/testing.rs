@@ -36,6 +36,9 @@
 //! A scenario that fails prints its report (the disagreeing cells with their repro commands and
 //! the comparison table) as the test's failure message.
 
+// The example above shows the whole file a user writes, `fn main` included.
+#![allow(clippy::needless_doctest_main)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
