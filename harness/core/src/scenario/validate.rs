@@ -209,6 +209,7 @@ pub(super) fn validate(
     }
 
     let loopback = raw.loopback.as_ref().map_or(Loopback::Allow, |l| l.value);
+    let pod_cidrs = super::cluster::pod_cidrs(&mut c, raw.cluster.as_ref());
     let mut scenario = Scenario {
         id: file_stem(&file.path),
         group: group_of(&file.path),
@@ -219,6 +220,7 @@ pub(super) fn validate(
         pods,
         externals,
         loopback,
+        pod_cidrs,
         cells: Vec::new(),
         steps: Vec::new(),
     };
