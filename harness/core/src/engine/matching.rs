@@ -84,6 +84,36 @@ pub(crate) fn rule_matches(
     (peer_m, format!("{peer_desc}, {port_desc}"), why)
 }
 
+/// Whether a rule's peer list admits `other` (absent or empty: every peer).
+pub(crate) fn peers_match(
+    w: &World,
+    np: &NetworkPolicy,
+    rule: &Rule,
+    other: &Endpoint,
+    route: Route,
+) -> Tri {
+    match rule.peers.as_deref() {
+        None | Some([]) => Tri::Yes,
+        Some(peers) => peers.iter().fold(Tri::No, |acc, p| {
+            acc.or(peer_matches(w, np, p, other, route, None))
+        }),
+    }
+}
+
+/// Whether a rule's port list admits `port` of a destination serving `dest_ports`.
+pub(crate) fn ports_match(rule: &Rule, port: PortProto, dest_ports: &[ServedPort]) -> Tri {
+    Tri::from(port_hit(rule.ports.as_deref(), port, dest_ports).is_some())
+}
+
+/// Whether a rule's port list names a destination's port by name (its verdict then depends on
+/// the destination's declared ports).
+pub(crate) fn has_named_port(rule: &Rule) -> bool {
+    rule.ports
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.port, Some(PortValue::Name(_))))
+}
+
 /// Which port entry admits `port`: `None` when none does, `Some(None)` when the rule has no
 /// port list (every port), `Some(Some(k))` for entry `k`.
 fn port_hit(

@@ -20,10 +20,12 @@
 mod address;
 mod describe;
 mod matching;
+mod matrix;
 mod world;
 
 pub use address::{PodNetwork, PodNetworkError, PodNetworkSource};
 pub use describe::{describe_peer, describe_selector};
+pub use matrix::{Matrix, Workload, WorkloadMatrix, Workloads};
 pub use world::{PodState, World};
 
 use std::fmt;
@@ -458,5 +460,7 @@ fn evaluate(
     s
 }
 
+#[cfg(test)]
+mod scale;
 #[cfg(test)]
 mod tests;

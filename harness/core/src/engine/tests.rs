@@ -1087,4 +1087,33 @@ proptest! {
             prop_assert!(*b == Spec::Unspecified || b == a, "{}: {} without addresses, {} with", c, b, a);
         }
     }
+
+    #[test]
+    fn the_matrix_and_the_workloads_say_what_explain_says(
+        (w, _) in arb_world(), addresses in any::<bool>(), shared in any::<bool>()
+    ) {
+        let mut w = w;
+        if shared {
+            // Pods alike but for their names: workloads of several pods.
+            for p in w.pods.values_mut() {
+                p.labels.remove("pod");
+            }
+        }
+        if addresses {
+            for (i, id) in w.pods.keys().enumerate() {
+                w.pod_ips.insert(id.clone(), format!("10.244.0.{}", i * 7 + 1).parse().expect("ip"));
+            }
+        }
+        for p in PORTS {
+            let m = Matrix::compute(&w, port(p));
+            let wm = WorkloadMatrix::compute(&w, port(p));
+            for from in w.pods.keys() {
+                for to in w.pods.keys() {
+                    let e = explain(&w, &CellKey { from: from.clone(), to: Target::Pod(to.clone()), port: Some(port(p)), via: Some(Via::Ip) });
+                    prop_assert_eq!(m.verdict(from, to), Some(e.verdict), "{} -> {} {}", from, to, p);
+                    prop_assert_eq!(wm.verdict(from, to), Some(e.verdict), "{} -> {} {} by workload", from, to, p);
+                }
+            }
+        }
+    }
 }
