@@ -3,12 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ipnet::IpNet;
-
+use super::address::{address_unknown, contains};
 use super::describe::{describe_peer, describe_port};
 use super::{DNS_NAMESPACE, DNS_POD_LABEL, Tri, World};
 use crate::model::{PodId, PortProto, ServedPort};
-use crate::policy::{AddrExpr, NetworkPolicy, Peer, PolicyPort, PortValue, Rule};
+use crate::policy::{NetworkPolicy, Peer, PolicyPort, PortValue, Rule};
 
 /// The other end of a connection, as a peer would be matched against it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,59 +51,95 @@ pub(crate) fn rule_matches(
     route: Route,
 ) -> (Tri, String, Vec<String>) {
     let mut why = Vec::new();
-    let (pm, port_desc) = ports_match(rule.ports.as_deref(), port, dest_ports);
-    if pm == Tri::No {
+    let Some(hit) = port_hit(rule.ports.as_deref(), port, dest_ports) else {
         return (Tri::No, String::new(), why);
-    }
-    let (peer_m, peer_desc) = match rule.peers.as_deref() {
-        None | Some([]) => (Tri::Yes, "any peer".to_owned()),
-        Some(peers) => {
-            let mut acc = Tri::No;
-            let mut desc = Vec::new();
-            for (j, p) in peers.iter().enumerate() {
-                let m = peer_matches(w, np, p, other, route, &mut why);
-                if m != Tri::No {
-                    desc.push(format!("peer {} ({})", j + 1, describe_peer(p)));
-                }
-                acc = acc.or(m);
-            }
-            (acc, desc.join(", "))
-        }
     };
-    let m = pm.and(peer_m);
-    if m != Tri::Unknown {
+    let peer_m = match rule.peers.as_deref() {
+        None | Some([]) => Tri::Yes,
+        Some(peers) => peers.iter().fold(Tri::No, |acc, p| {
+            acc.or(peer_matches(w, np, p, other, route, Some(&mut why)))
+        }),
+    };
+    if peer_m == Tri::No {
+        return (Tri::No, String::new(), Vec::new());
+    }
+    if peer_m != Tri::Unknown {
         why.clear();
     }
-    (m, format!("{peer_desc}, {port_desc}"), why)
+    // Described only when the rule (maybe) admits the connection: most rules do not.
+    let peer_desc = match rule.peers.as_deref() {
+        None | Some([]) => "any peer".to_owned(),
+        Some(peers) => peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| peer_matches(w, np, p, other, route, None) != Tri::No)
+            .map(|(j, p)| format!("peer {} ({})", j + 1, describe_peer(p)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let port_desc = match (hit, rule.ports.as_deref()) {
+        (Some(k), Some(ports)) => format!("port {} ({})", k + 1, describe_port(&ports[k])),
+        _ => "any port".to_owned(),
+    };
+    (peer_m, format!("{peer_desc}, {port_desc}"), why)
 }
 
-fn ports_match(
+/// Whether a rule's peer list admits `other` (absent or empty: every peer).
+pub(crate) fn peers_match(
+    w: &World,
+    np: &NetworkPolicy,
+    rule: &Rule,
+    other: &Endpoint,
+    route: Route,
+) -> Tri {
+    match rule.peers.as_deref() {
+        None | Some([]) => Tri::Yes,
+        Some(peers) => peers.iter().fold(Tri::No, |acc, p| {
+            acc.or(peer_matches(w, np, p, other, route, None))
+        }),
+    }
+}
+
+/// Whether a rule's port list admits `port` of a destination serving `dest_ports`.
+pub(crate) fn ports_match(rule: &Rule, port: PortProto, dest_ports: &[ServedPort]) -> Tri {
+    Tri::from(port_hit(rule.ports.as_deref(), port, dest_ports).is_some())
+}
+
+/// Whether a rule's port list names a destination's port by name (its verdict then depends on
+/// the destination's declared ports).
+pub(crate) fn has_named_port(rule: &Rule) -> bool {
+    rule.ports
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.port, Some(PortValue::Name(_))))
+}
+
+/// Which port entry admits `port`: `None` when none does, `Some(None)` when the rule has no
+/// port list (every port), `Some(Some(k))` for entry `k`.
+fn port_hit(
     ports: Option<&[PolicyPort]>,
     port: PortProto,
     dest_ports: &[ServedPort],
-) -> (Tri, String) {
+) -> Option<Option<usize>> {
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
-        return (Tri::Yes, "any port".into());
+        return Some(None);
     };
-    for (k, pp) in ports.iter().enumerate() {
-        if pp.protocol != port.protocol {
-            continue;
-        }
-        let hit = match &pp.port {
-            None => true,
-            Some(PortValue::Number(n)) => match pp.end_port {
-                Some(end) => (*n..=end).contains(&port.port),
-                None => *n == port.port,
-            },
-            Some(PortValue::Name(name)) => dest_ports
-                .iter()
-                .any(|sp| sp.name.as_deref() == Some(name.as_str()) && sp.port == port),
-        };
-        if hit {
-            return (Tri::Yes, format!("port {} ({})", k + 1, describe_port(pp)));
-        }
-    }
-    (Tri::No, String::new())
+    ports
+        .iter()
+        .position(|pp| {
+            pp.protocol == port.protocol
+                && match &pp.port {
+                    None => true,
+                    Some(PortValue::Number(n)) => match pp.end_port {
+                        Some(end) => (*n..=end).contains(&port.port),
+                        None => *n == port.port,
+                    },
+                    Some(PortValue::Name(name)) => dest_ports
+                        .iter()
+                        .any(|sp| sp.name.as_deref() == Some(name.as_str()) && sp.port == port),
+                }
+        })
+        .map(Some)
 }
 
 fn peer_matches(
@@ -113,35 +148,39 @@ fn peer_matches(
     peer: &Peer,
     other: &Endpoint,
     route: Route,
-    why: &mut Vec<String>,
+    why: Option<&mut Vec<String>>,
 ) -> Tri {
     match peer {
         Peer::Selectors { pods, namespaces } => {
+            let dns_labels;
             let (ns, labels) = match other {
                 Endpoint::Pod(p) => match w.pods.get(p) {
-                    Some(ps) => (p.ns.clone(), ps.labels.clone()),
+                    Some(ps) => (p.ns.as_str(), &ps.labels),
                     None => return Tri::No,
                 },
-                Endpoint::Dns => (
-                    DNS_NAMESPACE.to_owned(),
-                    BTreeMap::from([(DNS_POD_LABEL.0.to_owned(), DNS_POD_LABEL.1.to_owned())]),
-                ),
+                Endpoint::Dns => {
+                    dns_labels =
+                        BTreeMap::from([(DNS_POD_LABEL.0.to_owned(), DNS_POD_LABEL.1.to_owned())]);
+                    (DNS_NAMESPACE, &dns_labels)
+                }
                 // Selectors select pods; an address outside the cluster is none.
                 Endpoint::External(_) => return Tri::No,
             };
             let ns_ok = match namespaces {
                 None => ns == np.ns,
-                Some(sel) => sel.matches(&w.ns_labels(&ns)),
+                Some(sel) => sel.matches(&w.ns_labels(ns)),
             };
-            let pod_ok = pods.as_ref().is_none_or(|sel| sel.matches(&labels));
+            let pod_ok = pods.as_ref().is_none_or(|sel| sel.matches(labels));
             Tri::from(ns_ok && pod_ok)
         }
         Peer::IpBlock(b) => {
             if route == Route::Translated {
-                why.push(format!(
+                if let Some(why) = why {
+                    why.push(format!(
                     "whether ipBlock {} sees {other} before or after Service translation is left to the implementation",
                     b.cidr
                 ));
+                }
                 return Tri::Unknown;
             }
             let inside = contains(w, &b.cidr, other);
@@ -150,53 +189,21 @@ fn peer_matches(
                 .iter()
                 .fold(Tri::No, |acc, e| acc.or(contains(w, e, other)));
             let m = inside.and(excepted.not());
-            if m == Tri::Unknown {
+            if let Some(why) = why
+                && m == Tri::Unknown
+            {
+                let hint = match other {
+                    Endpoint::Pod(_) if address_unknown(w, other) => {
+                        format!(" (pod addresses: somewhere in {})", w.pod_network)
+                    }
+                    _ => String::new(),
+                };
                 why.push(format!(
-                    "whether {other} is in {} depends on addresses not known yet",
+                    "whether {other} is in {} depends on addresses not known yet{hint}",
                     describe_peer(peer)
                 ));
             }
             m
         }
-    }
-}
-
-/// Whether `e`'s address is in the block `a`.
-fn contains(w: &World, a: &AddrExpr, e: &Endpoint) -> Tri {
-    let ip = match e {
-        Endpoint::Pod(p) => w.pod_ips.get(p).copied(),
-        Endpoint::External(x) => w.external_ips.get(x).copied(),
-        Endpoint::Dns => None,
-    };
-    let net: Option<IpNet> = match a {
-        AddrExpr::Literal(n) => Some(*n),
-        AddrExpr::PodIp { pod, prefix } => w
-            .pod_ips
-            .get(pod)
-            .and_then(|ip| IpNet::new(*ip, *prefix).ok())
-            .map(|n| n.trunc()),
-        AddrExpr::ExternalIp { name, prefix } => w
-            .external_ips
-            .get(name)
-            .and_then(|ip| IpNet::new(*ip, *prefix).ok())
-            .map(|n| n.trunc()),
-    };
-    if let (Some(ip), Some(net)) = (ip, net) {
-        return Tri::from(net.contains(&ip));
-    }
-    // Without addresses: a placeholder names one endpoint; its network contains it, and a
-    // full-length one contains nothing else.
-    let (named, prefix) = match a {
-        AddrExpr::Literal(_) => return Tri::Unknown,
-        AddrExpr::PodIp { pod, prefix } => (Endpoint::Pod(pod.clone()), *prefix),
-        AddrExpr::ExternalIp { name, prefix } => (Endpoint::External(name.clone()), *prefix),
-    };
-    if &named == e {
-        Tri::Yes
-    } else if prefix == 32 || prefix == 128 {
-        // Every endpoint (and the cluster DNS) has an address of its own.
-        Tri::No
-    } else {
-        Tri::Unknown
     }
 }

@@ -17,12 +17,16 @@
 //! Kleene logic carries the doubt through OR (rules, peers) and AND (peer fields, ports, the two
 //! directions), so a verdict is [`Spec::Unspecified`] only when the answer really depends on it.
 
+mod address;
 mod describe;
 mod matching;
+mod matrix;
 pub mod query;
 mod world;
 
+pub use address::{PodNetwork, PodNetworkError, PodNetworkSource};
 pub use describe::{describe_peer, describe_selector};
+pub use matrix::{Matrix, Workload, WorkloadMatrix, Workloads};
 pub use world::{PodState, World};
 
 use std::fmt;
@@ -35,7 +39,7 @@ use crate::policy::PolicyType;
 use matching::{Endpoint, Route, rule_matches};
 
 /// Three-valued truth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tri {
     /// Holds.
@@ -79,7 +83,7 @@ pub const DNS_NAMESPACE: &str = "kube-system";
 pub const DNS_POD_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
 
 /// The specification's verdict on a cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Spec {
     /// Allowed.
@@ -398,25 +402,29 @@ fn evaluate(
     if selecting.is_empty() {
         return s;
     }
-    let dest_ports: Vec<ServedPort> = match (dest, other) {
-        (Some(d), _) => d.ports.clone(),
-        (None, Endpoint::Dns) => vec![
-            ServedPort {
-                port: PortProto {
-                    port: 53,
-                    protocol: Protocol::Udp,
+    let dns_ports;
+    let dest_ports: &[ServedPort] = match (dest, other) {
+        (Some(d), _) => &d.ports,
+        (None, Endpoint::Dns) => {
+            dns_ports = [
+                ServedPort {
+                    port: PortProto {
+                        port: 53,
+                        protocol: Protocol::Udp,
+                    },
+                    name: Some("dns".into()),
                 },
-                name: Some("dns".into()),
-            },
-            ServedPort {
-                port: PortProto {
-                    port: 53,
-                    protocol: Protocol::Tcp,
+                ServedPort {
+                    port: PortProto {
+                        port: 53,
+                        protocol: Protocol::Tcp,
+                    },
+                    name: Some("dns-tcp".into()),
                 },
-                name: Some("dns-tcp".into()),
-            },
-        ],
-        (None, _) => Vec::new(),
+            ];
+            &dns_ports
+        }
+        (None, _) => &[],
     };
     let mut verdict = Tri::No;
     for np in &selecting {
@@ -425,7 +433,7 @@ fn evaluate(
             PolicyType::Egress => np.egress.as_deref().unwrap_or(&[]),
         };
         for (i, rule) in rules.iter().enumerate() {
-            let (m, detail, why) = rule_matches(w, np, rule, other, port, &dest_ports, route);
+            let (m, detail, why) = rule_matches(w, np, rule, other, port, dest_ports, route);
             if m != Tri::No {
                 s.allowed_by.push(RuleHit {
                     policy: np.reference().to_string(),
@@ -453,5 +461,7 @@ fn evaluate(
     s
 }
 
+#[cfg(test)]
+mod scale;
 #[cfg(test)]
 mod tests;

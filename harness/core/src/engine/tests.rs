@@ -18,12 +18,18 @@ use crate::policy::{
 };
 use crate::scenario::{MemReader, load_str};
 
+mod ipblocks;
+mod sctp;
+
 /// Namespaces x, y, z (labelled `ns: <name>`), pods a, b, c in each (labelled `pod: <name>`),
-/// serving 80/tcp (named `http`), 81/tcp and 53/udp; a Service-routed and a name-routed cell
-/// from x/a to y/b, an external endpoint `web`, and `policies` applied in step 1.
-fn scenario(policies: &str) -> Scenario {
-    let mut yaml = String::from(
-        "version: 1
+/// serving 80/tcp (named `http`), 81/tcp, 53/udp, 9000/sctp (named `sig`) and 9001/sctp; a
+/// Service-routed and a name-routed cell from x/a to y/b, an external endpoint `web`, and
+/// `policies` applied in step 1; `cluster` is the scenario's `cluster:` section (`""`: none).
+fn scenario_in(cluster: &str, policies: &str) -> Scenario {
+    let mut yaml = String::from("version: 1\n");
+    yaml.push_str(cluster);
+    yaml.push_str(
+        "
 namespaces:
   - {name: x, labels: {ns: x}}
   - {name: y, labels: {ns: y}}
@@ -36,7 +42,7 @@ pods:
         for p in ["a", "b", "c"] {
             let _ = writeln!(
                 yaml,
-                "  - {{name: {p}, namespace: {ns}, labels: {{pod: {p}}}, ports: [{{port: 80, name: http}}, 81/tcp, 53/udp]}}"
+                "  - {{name: {p}, namespace: {ns}, labels: {{pod: {p}}}, ports: [{{port: 80, name: http}}, 81/tcp, 53/udp, {{port: 9000, protocol: SCTP, name: sig}}, 9001/sctp]}}"
             );
         }
     }
@@ -66,7 +72,11 @@ steps:
 }
 
 fn world(policies: &str) -> World {
-    let s = scenario(policies);
+    world_in("", policies)
+}
+
+fn world_in(cluster: &str, policies: &str) -> World {
+    let s = scenario_in(cluster, policies);
     World::per_step(&s).pop().expect("one step")
 }
 
@@ -671,6 +681,19 @@ steps:
 
 const NSS: [&str; 3] = ["x", "y", "z"];
 const PODS: [&str; 3] = ["a", "b", "c"];
+/// The ports the properties look at: named and numbered, of every protocol.
+const PORTS: [&str; 4] = ["80/tcp", "81/udp", "81/tcp", "9000/sctp"];
+/// Literal blocks for the properties: around, inside, across and outside the pod network
+/// 10.244.0.0/16 the address properties declare, and of the other family.
+const CIDRS: [&str; 7] = [
+    "0.0.0.0/0",
+    "10.0.0.0/8",
+    "10.244.0.0/16",
+    "10.244.0.0/24",
+    "10.244.0.8/29",
+    "192.168.0.0/16",
+    "::/0",
+];
 
 /// A world of 9 pods with a random `tier` label and the given policies.
 fn base_world(tiers: &[u8]) -> World {
@@ -714,6 +737,13 @@ fn base_world(tiers: &[u8]) -> World {
                         },
                         name: Some("dns".into()),
                     },
+                    ServedPort {
+                        port: PortProto {
+                            port: 9000,
+                            protocol: Protocol::Sctp,
+                        },
+                        name: Some("sig".into()),
+                    },
                 ],
             },
         );
@@ -729,7 +759,7 @@ fn all_cells() -> Vec<CellKey> {
     let mut v = Vec::new();
     for f in &pods {
         for t in &pods {
-            for p in ["80/tcp", "81/udp", "81/tcp"] {
+            for p in PORTS {
                 v.push(cell(f, t, p, Via::Ip));
             }
         }
@@ -783,11 +813,19 @@ fn arb_peer() -> impl Strategy<Value = Peer> {
                 (None, None) => Peer::Selectors { pods: Some(LabelSelector::default()), namespaces: None },
                 (pods, namespaces) => Peer::Selectors { pods, namespaces },
             }),
-        1 => (0..9usize, prop::sample::select(vec![32u8, 16])).prop_map(|(i, prefix)| {
+        1 => (0..9usize, prop::sample::select(vec![32u8, 24, 16, 8, 0])).prop_map(|(i, prefix)| {
             Peer::IpBlock(IpBlock {
                 cidr: AddrExpr::PodIp { pod: PodId::new(NSS[i / 3], PODS[i % 3]), prefix },
                 except: vec![],
             })
+        }),
+        1 => (prop::sample::select(CIDRS.to_vec()), prop::collection::vec(prop::sample::select(CIDRS.to_vec()), 0..2), prop::option::of((0..9usize, prop::sample::select(vec![32u8, 30])))).prop_map(|(cidr, except, around)| {
+            let lit = |c: &str| AddrExpr::Literal(c.parse().expect("cidr"));
+            let mut except: Vec<AddrExpr> = except.into_iter().map(lit).collect();
+            if let Some((i, prefix)) = around {
+                except.push(AddrExpr::PodIp { pod: PodId::new(NSS[i / 3], PODS[i % 3]), prefix });
+            }
+            Peer::IpBlock(IpBlock { cidr: lit(cidr), except })
         }),
     ]
 }
@@ -818,6 +856,16 @@ fn arb_port() -> impl Strategy<Value = PolicyPort> {
             protocol: Protocol::Udp,
             port: Some(PortValue::Name("dns".into())),
             end_port: None
+        }),
+        Just(PolicyPort {
+            protocol: Protocol::Sctp,
+            port: Some(PortValue::Name("sig".into())),
+            end_port: None
+        }),
+        Just(PolicyPort {
+            protocol: Protocol::Sctp,
+            port: Some(PortValue::Number(8999)),
+            end_port: Some(9000)
         }),
     ]
 }
@@ -1008,6 +1056,68 @@ proptest! {
             let (a, b) = (explain(&w, &c), explain(&w2, &c));
             prop_assert_eq!(a.verdict, b.verdict, "{}", c);
             prop_assert_eq!(sides(&a), sides(&b), "{}", c);
+        }
+    }
+
+    #[test]
+    fn verdicts_without_addresses_never_contradict_those_with_them(
+        (w, _) in arb_world(),
+        declared in any::<bool>(),
+        hosts in prop::collection::vec(0u32..64, 9),
+        elsewhere in prop::collection::vec(any::<bool>(), 9),
+    ) {
+        // Addresses inside the pod network: 10.244.0.0/16 when declared, any IPv4 address
+        // otherwise (the assumption). Distinct, as pods' are.
+        let mut w = w;
+        if declared {
+            w.pod_network = PodNetwork::new(&["10.244.0.0/16".parse().expect("cidr")], PodNetworkSource::Scenario).expect("one CIDR");
+        }
+        let before = verdicts(&w);
+        let mut with = w.clone();
+        for (i, id) in w.pods.keys().enumerate() {
+            // Spread over the blocks the strategies use: 10.244.0.0/24 (and its /29), the rest
+            // of 10.244.0.0/16, and (undeclared only) 192.168.0.0/16.
+            let i = i as u32;
+            let ip = match (declared, elsewhere[i as usize]) {
+                (false, true) => format!("192.168.{}.{}", hosts[i as usize], i + 1),
+                (_, true) => format!("10.244.{}.{}", 1 + hosts[i as usize], i + 1),
+                _ => format!("10.244.0.{}", hosts[i as usize] % 27 * 9 + i + 1),
+            };
+            with.pod_ips.insert(id.clone(), ip.parse().expect("ip"));
+        }
+        prop_assert!(with.addresses_outside_pod_network().is_empty());
+        let after = verdicts(&with);
+        for ((c, b), a) in all_cells().iter().zip(&before).zip(&after) {
+            prop_assert!(*b == Spec::Unspecified || b == a, "{}: {} without addresses, {} with", c, b, a);
+        }
+    }
+
+    #[test]
+    fn the_matrix_and_the_workloads_say_what_explain_says(
+        (w, _) in arb_world(), addresses in any::<bool>(), shared in any::<bool>()
+    ) {
+        let mut w = w;
+        if shared {
+            // Pods alike but for their names: workloads of several pods.
+            for p in w.pods.values_mut() {
+                p.labels.remove("pod");
+            }
+        }
+        if addresses {
+            for (i, id) in w.pods.keys().enumerate() {
+                w.pod_ips.insert(id.clone(), format!("10.244.0.{}", i * 7 + 1).parse().expect("ip"));
+            }
+        }
+        for p in PORTS {
+            let m = Matrix::compute(&w, port(p));
+            let wm = WorkloadMatrix::compute(&w, port(p));
+            for from in w.pods.keys() {
+                for to in w.pods.keys() {
+                    let e = explain(&w, &CellKey { from: from.clone(), to: Target::Pod(to.clone()), port: Some(port(p)), via: Some(Via::Ip) });
+                    prop_assert_eq!(m.verdict(from, to), Some(e.verdict), "{} -> {} {}", from, to, p);
+                    prop_assert_eq!(wm.verdict(from, to), Some(e.verdict), "{} -> {} {} by workload", from, to, p);
+                }
+            }
         }
     }
 }

@@ -1,8 +1,12 @@
 //! [`World`]: everything the verdicts depend on at one step.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
+use super::address::{PodNetwork, PodNetworkError, PodNetworkSource};
 use crate::bind::Bindings;
 use crate::model::{Action, PodId, Scenario, ServedPort};
 use crate::policy::{NAMESPACE_NAME_LABEL, NetworkPolicy, PolicyRef, PolicyType};
@@ -31,6 +35,10 @@ pub struct World {
     pub pod_ips: BTreeMap<PodId, IpAddr>,
     /// External endpoint IPs, when known.
     pub external_ips: BTreeMap<String, IpAddr>,
+    /// Where pod addresses lie, for ipBlocks compared with pods whose address is not known:
+    /// the cluster's (set by the run), the scenario's `cluster.podCIDR`, or the IPv4
+    /// assumption (see [`PodNetwork`]).
+    pub pod_network: PodNetwork,
 }
 
 impl World {
@@ -59,9 +67,14 @@ impl World {
                 )
             })
             .collect();
+        // Validation accepts at most one CIDR per family, so this only falls back on the
+        // assumption when the scenario declares none.
+        let pod_network =
+            PodNetwork::new(&s.pod_cidrs, PodNetworkSource::Scenario).unwrap_or_default();
         World {
             namespaces,
             pods,
+            pod_network,
             ..World::default()
         }
     }
@@ -118,11 +131,43 @@ impl World {
         self
     }
 
-    pub(crate) fn ns_labels(&self, ns: &str) -> BTreeMap<String, String> {
-        self.namespaces
-            .get(ns)
-            .cloned()
-            .unwrap_or_else(|| BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())]))
+    /// The pod network the cluster reports (its nodes' `spec.podCIDRs`): the run's hook. It
+    /// replaces what the scenario declared or the engine assumed; only pods whose address is
+    /// not known depend on it.
+    ///
+    /// # Errors
+    /// When `cidrs` is empty or holds two CIDRs of one family.
+    pub fn with_pod_cidrs(mut self, cidrs: &[IpNet]) -> Result<World, PodNetworkError> {
+        self.pod_network = PodNetwork::new(cidrs, PodNetworkSource::Cluster)?;
+        Ok(self)
+    }
+
+    /// Known pod addresses outside the pod network: the declaration (or the IPv4 assumption)
+    /// was wrong for them, so verdicts computed before deployment may be too.
+    pub fn addresses_outside_pod_network(&self) -> Vec<(PodId, IpAddr)> {
+        self.pod_network.outside(&self.pod_ips)
+    }
+
+    pub(crate) fn ns_labels(&self, ns: &str) -> Cow<'_, BTreeMap<String, String>> {
+        match self.namespaces.get(ns) {
+            Some(l) => Cow::Borrowed(l),
+            None => Cow::Owned(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_owned(),
+                ns.to_owned(),
+            )])),
+        }
+    }
+
+    /// The policies of namespace `ns`, in reference order (`policies` is keyed by each
+    /// policy's own reference, so a namespace's policies are one range).
+    pub(crate) fn policies_in(&self, ns: &str) -> impl Iterator<Item = &NetworkPolicy> + use<'_> {
+        let from = PolicyRef {
+            ns: ns.to_owned(),
+            name: String::new(),
+        };
+        self.policies
+            .range(from.clone()..)
+            .map_while(move |(r, p)| (r.ns == from.ns).then_some(p))
     }
 
     /// Policies that select `pod` for direction `dir`, in reference order.
@@ -130,13 +175,8 @@ impl World {
         let Some(p) = self.pods.get(pod) else {
             return Vec::new();
         };
-        self.policies
-            .values()
-            .filter(|np| {
-                np.ns == pod.ns
-                    && np.effective_types().contains(&dir)
-                    && np.pod_selector.matches(&p.labels)
-            })
+        self.policies_in(&pod.ns)
+            .filter(|np| has_type(np, dir) && np.pod_selector.matches(&p.labels))
             .collect()
     }
 
@@ -146,5 +186,18 @@ impl World {
             .values()
             .filter(|p| p.id.ns == np.ns && np.pod_selector.matches(&p.labels))
             .collect()
+    }
+}
+
+/// Whether `np` applies to direction `dir` ([`NetworkPolicy::effective_types`], without building
+/// a set): `policyTypes` when given and not empty; otherwise Ingress, and Egress when there are
+/// egress rules.
+pub(crate) fn has_type(np: &NetworkPolicy, dir: PolicyType) -> bool {
+    match &np.policy_types {
+        Some(t) if !t.is_empty() => t.contains(&dir),
+        _ => match dir {
+            PolicyType::Ingress => true,
+            PolicyType::Egress => np.egress.as_ref().is_some_and(|e| !e.is_empty()),
+        },
     }
 }

@@ -395,6 +395,9 @@ pub struct Scenario {
     pub externals: Vec<External>,
     /// How loopback cells are judged.
     pub loopback: Loopback,
+    /// The cluster's pod CIDRs as the scenario declares them (`cluster.podCIDR`), at most one
+    /// per address family; empty when it declares none.
+    pub pod_cidrs: Vec<ipnet::IpNet>,
     /// The probed cells, the same for every step (sorted, no duplicates).
     pub cells: Vec<CellKey>,
     /// Steps in order.

@@ -23,6 +23,33 @@ impl Default for ProbeTimeout {
     }
 }
 
+/// Which layer refuses an SCTP probe, for the "unsupported" reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SctpRefusal {
+    /// netreach's probe image has no SCTP client: nothing runs, so the kernel is never asked.
+    ProbeImage,
+    /// An SCTP client ran and the kernel refused an SCTP socket (no SCTP in the kernel).
+    Kernel,
+}
+
+impl SctpRefusal {
+    /// The reason an unsupported SCTP cell carries; `output` is the tool's first line, if any.
+    pub fn reason(self, output: &str) -> String {
+        let mut r = match self {
+            SctpRefusal::ProbeImage => "SCTP: refused by the probe image: it has no SCTP client \
+                 (the kernel was not asked whether it carries SCTP)"
+                .to_owned(),
+            SctpRefusal::Kernel => {
+                "SCTP: refused by the kernel: the source pod's node has no SCTP support".to_owned()
+            }
+        };
+        if !output.is_empty() {
+            r.push_str(&format!(" ({output})"));
+        }
+        r
+    }
+}
+
 /// What runs for one probe: an argv, or nothing when the probe cannot run at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -77,10 +104,7 @@ pub fn command(action: &ProbeAction, t: ProbeTimeout) -> Command {
         ProbeAction::Connect {
             protocol: Protocol::Sctp,
             ..
-        } => Command::Decided(Outcome::Unsupported(
-            "SCTP: the probe image has no SCTP client (and kernels without SCTP cannot carry it)"
-                .into(),
-        )),
+        } => Command::Decided(Outcome::Unsupported(SctpRefusal::ProbeImage.reason(""))),
         ProbeAction::Resolve { name } => Command::Run(vec![
             "dig".into(),
             "+search".into(),
@@ -320,10 +344,22 @@ pub fn classify(action: &ProbeAction, exit_code: i32, output: &str) -> Outcome {
                 tool_error("nc", exit_code, output)
             }
         }
+        // [`command`] never runs an SCTP probe; should one run (a probe image with an SCTP
+        // client), say which layer refused it.
         ProbeAction::Connect {
             protocol: Protocol::Sctp,
             ..
-        } => Outcome::Unsupported("SCTP probes are not supported".into()),
+        } => {
+            let refusal = if lower.contains("protocol not supported")
+                || lower.contains("address family not supported")
+                || lower.contains("protocol not available")
+            {
+                SctpRefusal::Kernel
+            } else {
+                SctpRefusal::ProbeImage
+            };
+            Outcome::Unsupported(refusal.reason(&first_line(output)))
+        }
         ProbeAction::Resolve { .. } => {
             if exit_code == 9
                 || lower.contains("connection timed out")

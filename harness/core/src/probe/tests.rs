@@ -54,10 +54,25 @@ fn commands() {
         protocol: Protocol::Sctp,
         served: true,
     };
-    assert!(matches!(
+    assert_eq!(
         command(&sctp, ProbeTimeout(1)),
-        Command::Decided(Outcome::Unsupported(_))
-    ));
+        Command::Decided(Outcome::Unsupported(
+            "SCTP: refused by the probe image: it has no SCTP client (the kernel was not asked whether it carries SCTP)".into()
+        ))
+    );
+    // Should an SCTP client ever run, the reason says which layer refused.
+    assert_eq!(
+        classify(&sctp, 1, "socket: Protocol not supported\n"),
+        Outcome::Unsupported(
+            "SCTP: refused by the kernel: the source pod's node has no SCTP support (socket: Protocol not supported)".into()
+        )
+    );
+    assert_eq!(
+        classify(&sctp, 127, "sh: sctp_test: not found"),
+        Outcome::Unsupported(
+            "SCTP: refused by the probe image: it has no SCTP client (the kernel was not asked whether it carries SCTP) (sh: sctp_test: not found)".into()
+        )
+    );
     let Command::Run(argv) = command(&dns(), ProbeTimeout(1)) else {
         panic!("runs")
     };

@@ -5,6 +5,7 @@
 //! reports the first. Everything after the parse — names, references, ports, CIDRs, tables,
 //! steps — is checked completely, so one run of `netreach validate` lists every such problem.
 
+mod cluster;
 mod discover;
 mod expectations;
 mod files;

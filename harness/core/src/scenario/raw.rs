@@ -40,6 +40,9 @@ pub struct RawScenario {
     /// Endpoints outside the cluster that the run provides (their address is known at run time).
     #[serde(default)]
     pub external: Vec<RawExternal>,
+    /// What the scenario knows about the cluster it runs on (optional).
+    #[serde(default)]
+    pub cluster: Option<RawCluster>,
     /// Which connections to test. Absent: every pod to every pod on each port the destination
     /// serves, via the pod IP.
     #[serde(default)]
@@ -54,6 +57,19 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<RawStep>", length(min = 1), required)]
     pub steps: Option<Sp<Vec<RawStep>>>,
+}
+
+/// What the scenario knows about the cluster it runs on.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// The cluster's pod network, where every pod address lies: a CIDR (`10.244.0.0/16`), or
+    /// one per family for a dual-stack cluster (`10.244.0.0/16,fd00:10:244::/56`). Lets the
+    /// policy engine decide ipBlocks before deployment: a block disjoint from it contains no
+    /// pod, one containing it every pod. Absent: an IPv4 cluster is assumed (`0.0.0.0/0`).
+    #[serde(default, rename = "podCIDR")]
+    #[schemars(with = "Option<String>")]
+    pub pod_cidr: Option<Sp<String>>,
 }
 
 /// How loopback cells (a pod to itself) are judged.

@@ -27,6 +27,7 @@ pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
     let (namespaces, ns_existing) = check_namespaces(sink, &raw.namespaces);
     let pods = check_pods(sink, raw, &ns_existing);
     let externals = check_externals(sink, &raw.external);
+    let pod_cidrs = super::cluster::pod_cidrs(sink, raw.cluster.as_ref());
     let file = sink.file;
     let mut scenario = Scenario {
         id: file_stem(&file.path),
@@ -41,6 +42,7 @@ pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
             .loopback
             .as_ref()
             .map_or(Loopback::Allow, |l| l.value.into()),
+        pod_cidrs,
         cells: Vec::new(),
         steps: Vec::new(),
     };

@@ -41,7 +41,7 @@ pub fn labelled(w: &World, kind: SelectorKind) -> Vec<(String, BTreeMap<String, 
         SelectorKind::Namespaces => w
             .namespaces
             .keys()
-            .map(|n| (format!("namespace {n}"), w.ns_labels(n)))
+            .map(|n| (format!("namespace {n}"), w.ns_labels(n).into_owned()))
             .collect(),
         SelectorKind::Pods => {
             let dns = dns_pod();
