@@ -132,6 +132,10 @@ pub struct ScenarioReport {
     pub teardown_error: Option<String>,
     /// Whether the deployment was kept on purpose.
     pub kept: bool,
+    /// Things worth knowing that are neither results nor errors (e.g. a declared pod CIDR the
+    /// real pod addresses are outside of).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Steps in order.
     pub steps: Vec<StepReport>,
     /// Totals over steps.
@@ -159,6 +163,7 @@ impl ScenarioReport {
                 .collect(),
             error: None,
             teardown_error: None,
+            notes: Vec::new(),
             kept: false,
             steps: Vec::new(),
             counts: Counts::default(),

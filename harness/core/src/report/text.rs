@@ -33,6 +33,9 @@ pub fn render_scenario_with(r: &ScenarioReport, o: TextOptions) -> String {
     if let Some(e) = &r.error {
         let _ = writeln!(out, "  error: {e}");
     }
+    for n in &r.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
     for s in &r.steps {
         render_step_with(&mut out, s, o);
     }

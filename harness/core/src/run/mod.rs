@@ -299,6 +299,26 @@ pub fn run_scenario(
                     w.with_addresses(&bindings)
                 })
                 .collect();
+            // A declared pod CIDR that the real addresses contradict: verdicts computed before
+            // deployment (validate, contradicts-spec) may be wrong; the run's own are not (they
+            // use the real addresses).
+            if !s.pod_cidrs.is_empty()
+                && let Some(w) = worlds.first()
+            {
+                let outside = w.addresses_outside_pod_network();
+                if !outside.is_empty() {
+                    let shown: Vec<String> = outside
+                        .iter()
+                        .take(5)
+                        .map(|(p, ip)| format!("{p} ({ip})"))
+                        .collect();
+                    report.notes.push(format!(
+                        "{} pod(s) got addresses outside the scenario's declared `cluster.podCIDR`: {}; fix the declaration (verdicts before deployment relied on it)",
+                        outside.len(),
+                        shown.join(", ")
+                    ));
+                }
+            }
             for (step, world) in s.steps.iter().zip(&worlds) {
                 // The specification's verdict on every cell of the step, asked once.
                 let spec: BTreeMap<&CellKey, Explanation> = step

@@ -427,3 +427,24 @@ fn keep_skips_teardown() {
     assert!(r.kept);
     assert!(!c.calls.contains(&Call::Teardown));
 }
+
+/// A scenario that declares a pod CIDR the real addresses are not in gets a note saying so.
+#[test]
+fn a_wrong_pod_cidr_declaration_is_noted() {
+    let yaml = SCENARIO.replace(
+        "version: 1\n",
+        "version: 1\ncluster: {podCIDR: 192.168.0.0/16}\n",
+    );
+    let l = load_str(Path::new("scenarios/t.yaml"), &yaml, &MemReader::default());
+    let s = l.scenario.expect("valid");
+    let r = run_scenario(&s, &mut FakeCluster::new(correct), &opts(), &mut |_| {});
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(r.notes[0].contains("outside the scenario's declared `cluster.podCIDR`"));
+    let ok = run_scenario(
+        &scenario(),
+        &mut FakeCluster::new(correct),
+        &opts(),
+        &mut |_| {},
+    );
+    assert!(ok.notes.is_empty());
+}
