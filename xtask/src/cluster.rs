@@ -784,10 +784,53 @@ fn selftest_body(
     load_image(k, kit, probe)?;
     let without = sanity::run(&k.kube, probe)?;
     without.print();
+    doctor_says_not_enforced(kit, k, probe)?;
     add_firewall_enforcer(kit, k)?;
     let with = sanity::run(&k.kube, probe)?;
     with.print();
     Ok((without, with, created))
+}
+
+/// `netreach doctor` on the cluster without an enforcer must say plainly that it does not
+/// enforce NetworkPolicy (exit 1, the enforcement check failing), as the sanity check did.
+fn doctor_says_not_enforced(kit: &Kit, k: &Kind, probe: &str) -> Result<()> {
+    let bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| kit.root.join("target"), PathBuf::from)
+        .join("release/netreach");
+    let out = Command::new(&bin)
+        .args(["doctor", "--json", "--context", &k.kube.context])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .env("NETREACH_PROBE_IMAGE", probe)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let report: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "netreach doctor printed no JSON: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let check = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "enforcement"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let detail = check["detail"].as_str().unwrap_or_default().to_owned();
+    note(format!(
+        "selftest: netreach doctor on `{}`: exit {:?}, enforcement {}: {detail}",
+        k.name,
+        out.status.code(),
+        check["state"]
+    ));
+    if out.status.code() != Some(1)
+        || check["state"] != "fail"
+        || !detail.contains("does NOT enforce")
+    {
+        bail!(
+            "selftest FAILED: netreach doctor did not report that `{}` does not enforce NetworkPolicy",
+            k.name
+        );
+    }
+    Ok(())
 }
 
 /// Per node: a ptp conflist with the node's pod CIDR, and routes to the other nodes' pod CIDRs.

@@ -5,11 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -250,23 +246,14 @@ pub fn remove_cluster_binding(admin: &str, name: &str) {
     });
 }
 
-/// What the fault proxy does with traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyMode {
-    /// Forward as it comes.
-    Pass,
-    /// Hold every chunk this long before forwarding it (a slow API server).
-    Delay(Duration),
-    /// Forward nothing (a hung API server); connections stay open.
-    Hang,
-}
+pub use netreach_testkit::ProxyMode;
 
-/// A TCP proxy in front of the API server (TLS passes through untouched).
+/// The fault proxy (netreach-testkit) in front of the admin context's API server, with a
+/// kubeconfig whose context talks through it.
 #[derive(Clone, Debug)]
 pub struct FaultProxy {
-    mode: Arc<Mutex<ProxyMode>>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-    /// A kubeconfig whose context (`netreach-proxy`) talks to the API server through it.
+    proxy: netreach_testkit::FaultProxy,
+    /// A kubeconfig whose context talks to the API server through the proxy.
     pub kubeconfig: PathBuf,
     /// That context.
     pub context: String,
@@ -280,66 +267,16 @@ impl FaultProxy {
             .trim_start_matches("https://")
             .trim_end_matches('/')
             .to_owned();
-        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let port = l.local_addr().map_err(|e| e.to_string())?.port();
-        let mode = Arc::new(Mutex::new(ProxyMode::Pass));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (m, cs) = (Arc::clone(&mode), Arc::clone(&conns));
-        std::thread::spawn(move || {
-            for down in l.incoming().flatten() {
-                let Ok(up) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                if let Ok(mut v) = cs.lock() {
-                    v.extend(down.try_clone().ok());
-                    v.extend(up.try_clone().ok());
-                }
-                for (from, to) in [
-                    (down.try_clone(), up.try_clone()),
-                    (up.try_clone(), down.try_clone()),
-                ] {
-                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
-                        continue;
-                    };
-                    let m = Arc::clone(&m);
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                            loop {
-                                let mode = m.lock().map(|g| *g).unwrap_or(ProxyMode::Pass);
-                                match mode {
-                                    ProxyMode::Pass => break,
-                                    ProxyMode::Delay(d) => {
-                                        std::thread::sleep(d);
-                                        break;
-                                    }
-                                    ProxyMode::Hang => {
-                                        std::thread::sleep(Duration::from_millis(50))
-                                    }
-                                }
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
-            }
-        });
+        let proxy = netreach_testkit::FaultProxy::start(&upstream).map_err(|e| e.to_string())?;
         let context = format!("netreach-proxy-{name}");
         let kubeconfig = write_kubeconfig(
             admin,
             &context,
-            Some(&format!("https://127.0.0.1:{port}")),
+            Some(&format!("https://127.0.0.1:{}", proxy.port)),
             admin_user(admin)?,
         )?;
         Ok(FaultProxy {
-            mode,
-            conns,
+            proxy,
             kubeconfig,
             context,
         })
@@ -347,18 +284,11 @@ impl FaultProxy {
 
     /// Changes what it does from now on.
     pub fn set(&self, mode: ProxyMode) {
-        if let Ok(mut m) = self.mode.lock() {
-            *m = mode;
-        }
+        self.proxy.set(mode);
     }
 
-    /// Cuts every connection open now (a broken stream, as a restarting API server or a lost
-    /// network gives).
+    /// Cuts every connection open now.
     pub fn cut(&self) {
-        if let Ok(mut v) = self.conns.lock() {
-            for c in v.drain(..) {
-                let _ = c.shutdown(Shutdown::Both);
-            }
-        }
+        self.proxy.cut();
     }
 }
