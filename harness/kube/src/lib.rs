@@ -125,6 +125,19 @@ pub fn schedulable_nodes(context: &str, kubeconfig: Option<&std::path::Path>) ->
     })
 }
 
+/// The API server's version (`v1.34.0`), for reports; `None` when it cannot be asked within 10 s.
+pub fn server_version(context: &str, kubeconfig: Option<&std::path::Path>) -> Option<String> {
+    let rt = client::small_runtime(context).ok()?;
+    rt.block_on(async {
+        let c = client::client_from(context, kubeconfig).await.ok()?;
+        let v = tokio::time::timeout(Duration::from_secs(10), c.apiserver_version())
+            .await
+            .ok()?
+            .ok()?;
+        Some(v.git_version)
+    })
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()

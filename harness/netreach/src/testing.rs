@@ -258,6 +258,10 @@ impl Harness {
         std::fs::write(dir.join("report.json"), report::json::render(&reports))?;
         let html = report::html::RunInfo {
             context: self.context.clone(),
+            cluster_version: self
+                .context
+                .as_deref()
+                .and_then(|c| kube::server_version(c, None)),
             netreach_version: env!("CARGO_PKG_VERSION").into(),
             ..report::html::RunInfo::default()
         };

@@ -8,7 +8,7 @@
 //!   `NETREACH_CHROMIUM`) or `tests/browser/node_modules` (`npm ci` there) is missing.
 //! - Unset: ignored, with that reason (never passed).
 //!
-//! Writes `target/netreach-reports/`: `report.html` (+ `report.png`, `graph.png`), the exported
+//! Writes `target/netreach-reports/browser/`: `report.html` (+ `report.png`, `graph.png`), the exported
 //! `three-tier-step3.svg`, `graph.svg` (what `netreach run --svg` writes), and `big.html`
 //! (+ `big.png`): the shipped scenarios plus one of 30 pods (1,800 cells a step) for the
 //! figures in BENCHMARKS.md, which the script prints as a `BENCH {…}` line.
@@ -49,7 +49,7 @@ fn root() -> PathBuf {
 fn out_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root().join("target"), PathBuf::from)
-        .join("netreach-reports")
+        .join("netreach-reports/browser")
 }
 
 fn browser_test() -> Result<Completion, Failed> {

@@ -376,7 +376,7 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
     if let Some(p) = &args.html {
         let info = report::html::RunInfo {
             context: Some(context.to_owned()),
-            cluster_version: None,
+            cluster_version: kube::server_version(context, kube_opts.kubeconfig.as_deref()),
             netreach_version: env!("CARGO_PKG_VERSION").to_owned(),
             started: Some(started),
         };

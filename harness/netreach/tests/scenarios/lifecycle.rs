@@ -117,6 +117,12 @@ fn wrong_expectation(context: &str) -> Result<(), Failed> {
         txt.contains("MISMATCH x/a -> x/b 80/tcp: expected allowed (default at line"),
         format!("mismatch line:\n{txt}"),
     )?;
+    // One mismatch fits in one screen.
+    let lines = txt.lines().count();
+    check(
+        lines <= 40,
+        format!("the report of one mismatch takes {lines} lines (at most 40):\n{txt}"),
+    )?;
     // Three-way: the specification sides with the cluster.
     check(
         f.three_way()
