@@ -1,6 +1,8 @@
 //! `cargo xtask cluster up | down | status | selftest`: the kind cluster netreach's cluster tests
 //! run against, and [`ensure_up`] for the other tasks.
 //!
+//! Size: the kind lifecycle and the negative-control selftest, which share the node and image helpers; each function is short.
+//!
 //! - `up [--configure-docker]` creates the cluster `netreach` from `kind-config.yaml` unless it exists, waits
 //!   for nodes and kube-system pods, loads the current probe image (where missing) and runs the
 //!   default-deny sanity check (`sanity.rs`) every time; a cluster that fails it is reported broken

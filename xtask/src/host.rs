@@ -1,5 +1,7 @@
 //! The host side of the kit: preflight checks, the Docker engine, the build tools.
 //!
+//! Size: ~960 lines of preflight facts and Docker decisions plus ~270 of unit tests that inject those facts; the rule reads best in one file.
+//!
 //! The rule for the Docker engine (README, "The offline kit"):
 //! - An engine that **xtask installed or started itself** is xtask's to configure: where the
 //!   host's capability bounding set lacks CAP_SYS_RESOURCE (bit 24 of `CapBnd`), xtask installs

@@ -1,6 +1,8 @@
 //! `cargo xtask kit [--configure-docker]`: builds and caches everything a kind cluster needs, from package
 //! registries only (Debian via apt/debootstrap, the Go module proxy, the crate registry).
 //!
+//! Size: one short builder per kit step around the shared cache keys, stamps and timings; split per step it would scatter the caching rule.
+//!
 //! The work is a list of steps. Most are bash scripts in `xtask/kit/` (a step is a sequence of
 //! commands); this module decides which steps run, runs them under `nice -n 19` with their output
 //! in `<kit>/logs/<step>.log`, checks what they produced and records it.

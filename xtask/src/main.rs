@@ -2,7 +2,7 @@
 //!
 //! Tasks shell out to cargo, the built `netreach` binary, Docker, kind and kubectl; there is no
 //! logic here that the product needs. One module per task: `kit` (the offline kind kit: no container registry), `cluster`
-//! (kind cluster lifecycle and `ensure_up`), with `sanity` (default-deny check), `host` (Docker
+//! (kind cluster lifecycle and `ensure_up`), `soak` (runs back to back into docs/soak.md), with `sanity` (default-deny check), `host` (Docker
 //! engine, build tools), `ui` (progress, step logs) and `util`.
 
 use std::path::{Path, PathBuf};

@@ -54,18 +54,35 @@ const FORBIDDEN_SOURCE: &[&str] = &[
 
 /// `cargo tree -p <pkg> -e normal` as a list of package names.
 fn normal_deps(pkg: &str) -> Vec<String> {
+    deps_to_depth(pkg, None)
+}
+
+/// `pkg`'s own (direct) normal dependencies.
+fn direct_deps(pkg: &str) -> Vec<String> {
+    deps_to_depth(pkg, Some(1))
+        .into_iter()
+        .filter(|d| d != pkg)
+        .collect()
+}
+
+fn deps_to_depth(pkg: &str, depth: Option<u32>) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let depth = depth.map(|d| d.to_string());
+    let mut args = vec![
+        "tree",
+        "--offline",
+        "-p",
+        pkg,
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ];
+    if let Some(d) = &depth {
+        args.extend(["--depth", d.as_str()]);
+    }
     let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            pkg,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ])
+        .args(args)
         .current_dir(root())
         .output()
         .expect("cargo tree runs");
@@ -168,6 +185,56 @@ fn the_kube_crate_does_not_reach_up_into_the_cli() {
         );
     }
     assert!(deps.iter().any(|d| d == "netreach-core"));
+}
+
+#[test]
+fn the_facade_reaches_kubernetes_only_through_the_kube_crate_and_the_testkit_is_std_only() {
+    let direct = direct_deps("netreach");
+    for k in ["kube", "k8s-openapi", "tokio", "futures", "hyper"] {
+        assert!(
+            !direct.iter().any(|d| d == k),
+            "netreach must use `{k}` only through netreach-kube (direct deps: {direct:?})"
+        );
+    }
+    assert!(direct.iter().any(|d| d == "netreach-kube"));
+    let testkit = direct_deps("netreach-testkit");
+    assert!(
+        testkit.is_empty(),
+        "netreach-testkit is std only, but depends on {testkit:?}"
+    );
+}
+
+/// Every Rust file of the workspace outside the core over 600 lines says why at its top too.
+#[test]
+fn long_files_outside_the_core_say_why() {
+    let mut files = Vec::new();
+    for dir in [
+        "harness/kube/src",
+        "harness/netreach/src",
+        "harness/testkit/src",
+        "xtask/src",
+    ] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            let head: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
+            (text.lines().count() > 600 && !head.contains("//! Size:")).then(|| {
+                format!(
+                    "{}: {} lines",
+                    f.strip_prefix(root()).unwrap_or(f).display(),
+                    text.lines().count()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over 600 lines without a `//! Size:` reason:\n{}",
+        long.join("\n")
+    );
 }
 
 /// The top-level module a core source file belongs to (`scenario/steps.rs` -> `scenario`).

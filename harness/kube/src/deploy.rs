@@ -2,6 +2,8 @@
 //! selector-less Services with their own EndpointSlices (so pods keep exactly their scenario
 //! labels), and readiness.
 //!
+//! Size: ~610 lines of code and 100 of unit tests: the pod spec, its Services, EndpointSlices and readiness change together; the tests check the rendered objects.
+//!
 //! Probe pods pass PodSecurity `restricted`: non-root with a fixed UID, no privilege escalation,
 //! every capability dropped, seccomp `RuntimeDefault`, a read-only root filesystem (the ready
 //! file lives on an in-memory emptyDir), resource requests and limits. Ports below 1024 are
@@ -134,7 +136,10 @@ pub fn pod_manifest(p: &PlannedPod, image: &str, o: &PodSpecOptions) -> Value {
             "imagePullPolicy": "IfNotPresent",
             "args": args,
             "ports": ports,
-            "readinessProbe": {"exec": {"command": ["test", "-f", READY_FILE]}, "periodSeconds": 1, "failureThreshold": 1},
+            // Ready fast (checked every second), but a loaded node's slow exec is not a dead
+            // server: three failed checks (5 s allowed each) before the pod counts as not ready
+            // (the server's own watchdog removes the file after three failed self-checks).
+            "readinessProbe": {"exec": {"command": ["test", "-f", READY_FILE]}, "periodSeconds": 1, "timeoutSeconds": 5, "failureThreshold": 3},
             "resources": {
                 "requests": {"cpu": "10m", "memory": "16Mi"},
                 "limits": {"cpu": "500m", "memory": "128Mi"}

@@ -16,7 +16,10 @@
 //!   teardown, Ctrl-C and gc can all undo it exactly;
 //! - [`session`]: [`KubeCluster`], the `Cluster` implementation: heartbeat from the first
 //!   namespace on, liveness of every probe pod before and after each round, teardown;
-//! - [`gc`]: what crashed or interrupted runs left behind, namespaces and containers.
+//! - [`gc`]: what crashed or interrupted runs left behind, namespaces and containers;
+//! - [`doctor`]: `netreach doctor`, what a cluster lets netreach do (version, RBAC per verb,
+//!   PodSecurity, image, NetworkPolicy enforcement);
+//! - [`rbac`]: the one table of verbs netreach needs per mode, rendered as docs/rbac/.
 
 pub mod client;
 pub mod deploy;

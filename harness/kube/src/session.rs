@@ -1,6 +1,8 @@
 //! [`KubeCluster`]: one scenario's session with a real cluster, behind the core's synchronous
 //! `Cluster` trait.
 //!
+//! Size: the whole `Cluster` implementation (deploy, apply, probe rounds with liveness, teardown) in one place; the jobs it calls live in their own modules.
+//!
 //! - The heartbeat starts with the session, before the first namespace exists, and runs as a
 //!   background task on the session's runtime: it is renewed during every wait (pods that never
 //!   schedule, convergence, a hung API call), so `netreach gc` never mistakes a live run for a

@@ -7,7 +7,7 @@
 //! exits cleanly on SIGTERM/SIGINT. Plain threads, no async runtime.
 //!
 //! The server checks itself every second ([`health_check`]: each TCP port must answer its line
-//! over loopback, each UDP port its datagram); after two failures in a row the ready file is
+//! over loopback, each UDP port its datagram); after three failures in a row the ready file is
 //! removed, so the pod turns not-Ready and netreach's liveness check makes every cell to it an
 //! error instead of a "blocked" that a dead server would look like. (Loopback inside the pod is
 //! never subject to NetworkPolicy.)
@@ -224,24 +224,24 @@ pub fn health_check(cfg: &ServeConfig, timeout: Duration) -> Result<(), String> 
     Ok(())
 }
 
-/// Every second: if two health checks in a row fail, the ready file goes (and comes back when
-/// the server answers again).
+/// Every second: if three health checks in a row fail (2 s each: a throttled pod on a loaded
+/// node is slow, not dead), the ready file goes (and comes back when the server answers again).
 fn watchdog(ready: &Path, cfg: &ServeConfig) {
     let mut failures = 0;
     loop {
         std::thread::sleep(Duration::from_secs(1));
-        match health_check(cfg, Duration::from_millis(800)) {
+        match health_check(cfg, Duration::from_secs(2)) {
             Ok(()) => {
-                if failures >= 2 && write_ready(ready, cfg).is_ok() {
+                if failures >= 3 && write_ready(ready, cfg).is_ok() {
                     eprintln!("netreach serve: answering again; ready");
                 }
                 failures = 0;
             }
             Err(e) => {
                 failures += 1;
-                if failures == 2 {
+                if failures == 3 {
                     let _ = std::fs::remove_file(ready);
-                    eprintln!("netreach serve: health check failed twice ({e}); not ready");
+                    eprintln!("netreach serve: health check failed 3 times ({e}); not ready");
                 }
             }
         }

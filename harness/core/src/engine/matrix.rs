@@ -7,7 +7,7 @@
 //! as bitsets over the pods), for every pod which policies select it, and then each egress row
 //! and ingress column as a union of those sets. A cell is then two bit lookups. The per-pod and
 //! per-rule answers come from the same functions `explain` uses, so the verdicts are the same
-//! by construction of the parts, and by test of the whole (`matrix_tests.rs`).
+//! by construction of the parts, and by test of the whole (`engine/tests.rs`).
 //!
 //! [`Workloads`] groups pods that no policy can tell apart — same namespace, labels and ports,
 //! and the same answer to every ipBlock address in force — so a report can show, and explain,

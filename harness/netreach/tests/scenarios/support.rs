@@ -1,7 +1,7 @@
 //! What the cluster tests need besides netreach itself: an admin client (as a user's kubectl
-//! would be), ServiceAccounts bound to exactly the shipped RBAC, kubeconfigs for them, and a
-//! TCP proxy in front of the API server that can delay, hang or cut connections (faults that a
-//! real cluster cannot be asked to produce on demand).
+//! would be), ServiceAccounts bound to exactly the shipped RBAC, kubeconfigs for them, and
+//! netreach-testkit's fault proxy in front of the API server (delay, hang, cut: faults that a
+//! real cluster cannot be asked to produce on demand) with a kubeconfig that talks through it.
 
 #![allow(dead_code)]
 
