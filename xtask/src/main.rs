@@ -15,6 +15,7 @@ mod host;
 mod kit;
 mod sanity;
 mod soak;
+mod soak_faults;
 mod ui;
 mod util;
 
@@ -32,6 +33,10 @@ tasks:
   soak [--runs 20]
            back-to-back runs of the shipped scenarios; writes the summary into docs/soak.md
            (reports under target/soak/)
+  soak --faults [--runs 20] [--seed S]
+           runs of scenarios/three-tier.yaml, each with one random fault (probe pod deleted,
+           exec streams cut, kube-apiserver stopped 5-30 s in the kit's control-plane container,
+           SIGINT); writes the table into docs/soak.md (reports under target/soak-faults/)
   kit      build and cache everything a kind cluster needs, from package registries only
            (cache: $NETREACH_KIT_DIR, default ~/.cache/netreach-kit; versions: xtask/kit/versions.env)
   cluster up

@@ -33,6 +33,9 @@ struct RunSummary {
 }
 
 pub fn main(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--faults") {
+        return crate::soak_faults::main(args);
+    }
     let perm = crate::host::DockerPermission::from_args(args);
     let runs: usize = match flag_value(args, "--runs") {
         Some(n) => n
