@@ -27,9 +27,10 @@ tasks:
            and runs unit, fixture and cluster tests against it
   run      run the shipped scenarios against the kind cluster (brought up if needed)
   schema   regenerate docs/scenario.schema.json from the Rust types
-  bench [--sizes 3,9,30]
-           measure full matrices (batched vs one exec per cell) on the kind cluster and write
-           the results into BENCHMARKS.md
+  bench [--sizes 3,9,30] [--only suite|matrices]
+           the shipped suite one scenario at a time and with --jobs 4 (the suite-time ratio),
+           and full matrices (batched vs one exec per cell) on the kind cluster; writes the
+           results into BENCHMARKS.md
   soak [--runs 20]
            back-to-back runs of the shipped scenarios; writes the summary into docs/soak.md
            (reports under target/soak/)
@@ -250,8 +251,12 @@ fn run(args: &[String]) -> Result<()> {
 /// Measures full matrices on the kind cluster and writes the results into BENCHMARKS.md
 /// (between the `bench:begin`/`bench:end` markers), with the machine they were taken on.
 fn bench(args: &[String]) -> Result<()> {
-    let perm = task_flags(args, &["--sizes"])?;
+    let perm = task_flags(args, &["--sizes", "--only"])?;
     let sizes = util::flag_value(args, "--sizes").unwrap_or("3,9,30");
+    let only = util::flag_value(args, "--only");
+    if let Some(o) = only.filter(|o| *o != "suite" && *o != "matrices") {
+        bail!("--only takes `suite` or `matrices`, not `{o}`");
+    }
     status(cargo().args([
         "build",
         "--release",
@@ -262,6 +267,16 @@ fn bench(args: &[String]) -> Result<()> {
     ]))?;
     let env = cluster::ensure_up(perm)?;
     let root = project_root();
+    let machine = machine_line();
+    let path = root.join("BENCHMARKS.md");
+    if only != Some("matrices") {
+        let suite = suite_ratio(&root, &env, &machine)?;
+        replace_section(&path, "bench-suite", &suite)?;
+        eprintln!("xtask: wrote the suite figures into {}", path.display());
+        if only == Some("suite") {
+            return Ok(());
+        }
+    }
     let mut cmd = Command::new(root.join("target/release/netreach"));
     cmd.args([
         "bench",
@@ -281,23 +296,7 @@ fn bench(args: &[String]) -> Result<()> {
         bail!("netreach bench failed ({})", out.status);
     }
     let table = String::from_utf8_lossy(&out.stdout);
-    let sh = |c: &str| {
-        Command::new("sh")
-            .args(["-c", c])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let machine = format!(
-        "{} cores, {} memory, kernel {}, {}; measured {}",
-        sh("nproc"),
-        sh("free -h | awk '/Mem:/{print $2}'"),
-        sh("uname -r"),
-        sh("kind version 2>/dev/null || echo kind"),
-        util::utc_minute()
-    );
     let section = format!("<!-- bench:begin -->\nMachine: {machine}.\n\n{table}<!-- bench:end -->");
-    let path = root.join("BENCHMARKS.md");
     replace_section(&path, "bench", &section)?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
@@ -305,6 +304,75 @@ fn bench(args: &[String]) -> Result<()> {
 
 /// Replaces the text between `<!-- {name}:begin -->` and `<!-- {name}:end -->` (markers
 /// included) in `path` with `section`, or appends it when the markers are missing.
+/// The machine a figure was taken on, for BENCHMARKS.md.
+fn machine_line() -> String {
+    let sh = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "{} cores, {} memory, kernel {}, {}; load average before: {}; measured {}",
+        sh("nproc"),
+        sh("free -h | awk '/Mem:/{print $2}'"),
+        sh("uname -r"),
+        sh("kind version 2>/dev/null || echo kind"),
+        sh("cut -d' ' -f1-3 /proc/loadavg"),
+        util::utc_minute()
+    )
+}
+
+/// The shipped suite (`netreach run scenarios`) one scenario at a time and with `--jobs 4`
+/// (the default on the kit's two-node cluster: twice the schedulable nodes), on the warm
+/// cluster; each must pass (known deviations accepted). Returns the BENCHMARKS.md section.
+fn suite_ratio(root: &Path, env: &cluster::ClusterEnv, machine: &str) -> Result<String> {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut rows = Vec::new();
+    for jobs in [1usize, 4] {
+        let json = dir.join(format!("suite-jobs{jobs}.json"));
+        let mut cmd = Command::new(root.join("target/release/netreach"));
+        cmd.args(["run", "scenarios", "--jobs", &jobs.to_string(), "--json"])
+            .arg(&json)
+            .env("CI", "1")
+            .stdout(std::process::Stdio::null());
+        env.apply(&mut cmd);
+        eprintln!("xtask: bench: the shipped suite with --jobs {jobs}");
+        let t = std::time::Instant::now();
+        let st = cmd.status().context("cannot run netreach run")?;
+        let secs = t.elapsed().as_secs_f64();
+        if !st.success() {
+            bail!(
+                "netreach run scenarios --jobs {jobs} failed ({st}); report in {}",
+                json.display()
+            );
+        }
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let cells = v
+            .pointer("/summary/cells/pass")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+            + v.pointer("/summary/cells/fail")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+        eprintln!("xtask: bench: --jobs {jobs}: {secs:.0} s, {cells} cells");
+        rows.push((jobs, secs, cells));
+    }
+    let ratio = rows[0].1 / rows[1].1.max(0.001);
+    let mut s = format!(
+        "<!-- bench-suite:begin -->\nMachine: {machine}.\n\n| --jobs | wall s | cells |\n|---:|---:|---:|\n"
+    );
+    for (j, secs, cells) in &rows {
+        s.push_str(&format!("| {j} | {secs:.0} | {cells} |\n"));
+    }
+    s.push_str(&format!(
+        "\nSuite-time ratio, one at a time / --jobs 4: **{ratio:.2}x**.\n<!-- bench-suite:end -->"
+    ));
+    Ok(s)
+}
+
 pub(crate) fn replace_section(path: &Path, name: &str, section: &str) -> Result<()> {
     let (begin, end) = (
         format!("<!-- {name}:begin -->"),
