@@ -67,6 +67,11 @@ fn main() {
     let mut extra = lifecycle::trials(context.clone());
     extra.extend(group_trials("faults", &faults::TESTS, context.clone()));
     extra.extend(group_trials("staging", &staging::TESTS, context.clone()));
+    extra.extend(group_trials(
+        "synthesized",
+        &synthesized::TESTS,
+        context.clone(),
+    ));
     harness.run_with(extra)
 }
 
@@ -78,6 +83,8 @@ mod lifecycle;
 mod staging;
 #[path = "scenarios/support.rs"]
 mod support;
+#[path = "scenarios/synthesized.rs"]
+mod synthesized;
 
 /// A cluster test: its name and body (given the context).
 type Test = (&'static str, fn(&str) -> Result<(), Failed>);

@@ -1,0 +1,93 @@
+//! Cluster tests of `netreach synthesize`, grouped `synthesized`: for the last step of each
+//! shipped scenario (the top of `scenarios/`), the synthesized policies (`--isolate needed`, the
+//! command's default) and their `verify.yaml` are written to a temporary folder, exactly as the
+//! command writes them, and `verify.yaml` is run on the cluster: the kind cluster must do what
+//! the intent says. (The upstream e2e transcriptions are left out here: the engine check in
+//! `harness/core/tests/synthesize.rs` covers every one of their steps, and five more nine-pod
+//! deployments would cost CI about three minutes.)
+
+use std::path::Path;
+
+use libtest_mimic::Failed;
+
+use netreach::kube::KubeOptions;
+use netreach::names::Naming;
+use netreach::report::{ScenarioStatus, text};
+use netreach::run::{RunOptions, run_scenario};
+use netreach::scenario;
+use netreach::synthesize::{self, Intent, Isolation, Options};
+
+pub const TESTS: [super::Test; 8] = [
+    ("cross-namespace", |c| verify(c, "cross-namespace")),
+    ("default-deny", |c| verify(c, "default-deny")),
+    ("dns-egress", |c| verify(c, "dns-egress")),
+    ("egress-external", |c| verify(c, "egress-external")),
+    ("named-ports", |c| verify(c, "named-ports")),
+    ("policy-update-delete", |c| {
+        verify(c, "policy-update-delete")
+    }),
+    ("quarantine", |c| verify(c, "quarantine")),
+    ("three-tier", |c| verify(c, "three-tier")),
+];
+
+fn verify(context: &str, id: &str) -> Result<(), Failed> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rel = format!("scenarios/{id}.yaml");
+    let l = scenario::load(&root.join(&rel));
+    let s = l
+        .scenario
+        .ok_or_else(|| format!("{rel}: {}", l.diagnostics.render(false)))?;
+    let (intent, _, _) = Intent::from_scenario(&s, &rel, None).map_err(|e| e.to_string())?;
+    let syn = synthesize::synthesize(
+        &intent,
+        &Options {
+            isolation: Isolation::Needed,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if !syn.proof.holds() {
+        return Err(format!("{rel}: the engine check failed: {:?}", syn.proof.unmet).into());
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "netreach-synth-{id}-{}",
+        netreach::run::new_run_id()
+    ));
+    for (f, body) in &syn.files {
+        let p = dir.join(f);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let verify = dir.join(synthesize::VERIFY_FILE);
+    let loaded = scenario::load(&verify);
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = loaded.scenario.ok_or_else(|| {
+        format!(
+            "the written {}: {}",
+            synthesize::VERIFY_FILE,
+            loaded.diagnostics.render(false)
+        )
+    })?;
+    let mut c =
+        netreach::kube::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
+    let r = run_scenario(
+        &v,
+        c.as_mut(),
+        &RunOptions::new(Naming::PerRun {
+            run_id: netreach::run::new_run_id(),
+        }),
+        &mut |_| {},
+    );
+    if r.status != ScenarioStatus::Passed {
+        return Err(format!(
+            "verify.yaml of {rel} (last step) on the cluster:\n{}",
+            text::render_scenario(&r)
+        )
+        .into());
+    }
+    if r.counts.total() == 0 {
+        return Err(format!("verify.yaml of {rel} probed nothing").into());
+    }
+    Ok(())
+}
