@@ -446,6 +446,7 @@ mod tests {
             externals: vec![External {
                 name: "web".into(),
                 ports: vec![port(443, Protocol::Tcp, Some("http"))],
+                address: None,
             }],
             loopback: Loopback::Allow,
             pod_cidrs: Vec::new(),

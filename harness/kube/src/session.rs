@@ -428,19 +428,22 @@ impl Cluster for KubeCluster {
             deploy::create_pods(&client, &ctx, plan, &opts.probe_image, &opts.pods).await?;
             let pods = deploy::wait_ready(&client, &ctx, plan, opts.ready_timeout).await?;
             let service_ips = deploy::create_services(&client, &ctx, plan, &pods).await?;
+            // Endpoints with a fixed address exist already: probed where they are, never
+            // started (nor stopped at teardown).
             let mut externals = Vec::new();
+            let mut external_ips = BTreeMap::new();
             for e in &plan.externals {
-                externals
-                    .push(external::start(&run, e, &opts.probe_image, &opts.docker_network).await?);
+                if let Some(ip) = e.address {
+                    external_ips.insert(e.name.clone(), ip);
+                    continue;
+                }
+                let ep = external::start(&run, e, &opts.probe_image, &opts.docker_network).await?;
+                external_ips.insert(e.name.clone(), ep.ip);
+                externals.push(ep);
             }
-            Ok::<_, InfraError>((pods, service_ips, externals))
+            Ok::<_, InfraError>((pods, service_ips, (externals, external_ips)))
         })?;
-        let external_ips = plan
-            .externals
-            .iter()
-            .zip(&externals)
-            .map(|(e, ep)| (e.name.clone(), ep.ip))
-            .collect();
+        let (externals, external_ips) = externals;
         let pod_ips = pods.iter().map(|(id, d)| (id.clone(), d.ip)).collect();
         self.pods = pods;
         self.externals = externals;

@@ -108,7 +108,7 @@ impl FakeCluster {
 }
 
 /// The addresses this double hands out for a plan: pods 10.244.0.x, Services 10.96.0.x,
-/// externals 172.18.0.x, in plan order.
+/// externals their fixed address or 172.18.0.x, in plan order.
 fn bindings(plan: &DeployPlan) -> Bindings {
     let mut b = Bindings {
         namespaces: plan.names.clone(),
@@ -126,8 +126,10 @@ fn bindings(plan: &DeployPlan) -> Bindings {
     }
     for (i, e) in plan.externals.iter().enumerate() {
         let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
-        b.external_ips
-            .insert(e.name.clone(), IpAddr::V4(Ipv4Addr::new(172, 18, 0, i)));
+        let ip = e
+            .address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::new(172, 18, 0, i)));
+        b.external_ips.insert(e.name.clone(), ip);
     }
     b
 }

@@ -38,7 +38,8 @@ pub enum Code {
     InvalidPattern,
     /// A pattern that matches nothing (almost always a typo).
     MatchesNothing,
-    /// A CIDR, an `except` entry or an address placeholder that is not valid.
+    /// A CIDR, an `except` entry, an address placeholder or an external endpoint's address that
+    /// is not valid.
     InvalidCidr,
     /// A truth table whose shape or contents are wrong.
     InvalidTable,

@@ -71,10 +71,17 @@ impl World {
         // assumption when the scenario declares none.
         let pod_network =
             PodNetwork::new(&s.pod_cidrs, PodNetworkSource::Scenario).unwrap_or_default();
+        // A fixed external address is known before deployment: ipBlocks decide it at once.
+        let external_ips = s
+            .externals
+            .iter()
+            .filter_map(|e| e.address.map(|ip| (e.name.clone(), ip)))
+            .collect();
         World {
             namespaces,
             pods,
             pod_network,
+            external_ips,
             ..World::default()
         }
     }

@@ -200,6 +200,9 @@ pub struct External {
     pub name: String,
     /// Ports it serves.
     pub ports: Vec<ServedPort>,
+    /// A fixed address (an endpoint that exists already, probed where it is); `None`: the run
+    /// provides the endpoint and learns its address when it starts it.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// What a probe is aimed at.

@@ -132,6 +132,12 @@ pub struct RawExternal {
     /// Ports it serves.
     #[schemars(with = "Vec<RawPortDecl>")]
     pub ports: Vec<Sp<RawPortDecl>>,
+    /// The fixed IP address of an endpoint that already exists outside the cluster (a payment
+    /// provider, an internal API): probed at that address, never started or stopped. Without
+    /// it, the run starts a container for the endpoint on kind's Docker network.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub address: Option<Sp<String>>,
 }
 
 /// A served port: the short form `80/tcp` (protocol `tcp`, `udp` or `sctp`; `80` alone means TCP)

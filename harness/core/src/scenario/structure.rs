@@ -212,9 +212,25 @@ fn check_externals(sink: &mut Sink<'_>, raw: &[RawExternal]) -> Vec<External> {
             )
             .help("add `ports:`, e.g. `[80/tcp]`");
         }
+        let address = e.address.as_ref().and_then(|a| match a.value.trim().parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                sink.error_at(
+                    Code::InvalidCidr,
+                    a,
+                    format!(
+                        "external endpoint `{}`: `{}` is not an IP address",
+                        e.name.value, a.value
+                    ),
+                )
+                .help("write one IPv4 or IPv6 address, e.g. `address: 203.0.113.10` (no CIDR, no host name)");
+                None
+            }
+        });
         externals.push(External {
             name: e.name.value.clone(),
             ports,
+            address,
         });
     }
 

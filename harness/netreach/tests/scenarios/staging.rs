@@ -25,7 +25,11 @@ use super::support::{check, client, root, rt, service_account, shipped_rules};
 pub type Body = fn(&str) -> Result<(), Failed>;
 
 /// The tests of this group.
-pub const TESTS: [(&str, Body); 3] = [
+pub const TESTS: [(&str, Body); 4] = [
+    (
+        "fixed-outside-endpoint-by-address",
+        fixed_outside_endpoint_by_address,
+    ),
     (
         "missing-verb-stops-at-first-forbidden",
         missing_verb_stops_at_first_forbidden,
@@ -352,4 +356,141 @@ fn given_namespaces_under_the_shipped_role(context: &str) -> Result<(), Failed> 
         format!("only policy-update-delete relabels a namespace; skipped {skipped:?}"),
     )?;
     check(failures.is_empty(), failures.join("\n\n"))
+}
+
+/// A real endpoint outside the cluster that netreach did not start — here a container the test
+/// starts itself on kind's Docker network, as a payment provider would be reachable from
+/// staging — named by its fixed `address:`. The run probes it where it is (allowed, then blocked
+/// by an egress policy, then allowed by an ipBlock of exactly that address) and never starts a
+/// container of its own for it.
+fn fixed_outside_endpoint_by_address(context: &str) -> Result<(), Failed> {
+    let image = std::env::var("NETREACH_PROBE_IMAGE")
+        .map_err(|_| "NETREACH_PROBE_IMAGE is not set (cargo xtask test sets it)")?;
+    let network = std::env::var("NETREACH_DOCKER_NETWORK").unwrap_or_else(|_| "kind".into());
+    let name = format!("netreach-test-fixed-{}", new_run_id());
+    let docker = |args: &[&str]| -> Result<String, Failed> {
+        let o = Command::new("docker")
+            .args(args)
+            .output()
+            .map_err(|e| format!("docker: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "docker {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &network,
+        &image,
+        "--identity",
+        "ext:payments",
+        "--port",
+        "8443",
+    ])?;
+    let result = (|| {
+        let ip = docker(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+            &name,
+        ])?;
+        check(
+            !ip.is_empty(),
+            format!("container {name} has no address on {network}"),
+        )?;
+        let text = format!(
+            r#"version: 1
+name: fixed outside endpoint
+namespaces: [{{name: app}}]
+pods:
+  - {{name: client, namespace: app, labels: {{role: client}}}}
+external:
+  - {{name: payments, address: "{ip}", ports: [8443/tcp]}}
+probes:
+  - {{from: app/client, to: "ext:payments"}}
+steps:
+  - name: no policies
+    expect: [{{default: allow}}]
+  - name: egress closed
+    apply:
+      - inline:
+          apiVersion: networking.k8s.io/v1
+          kind: NetworkPolicy
+          metadata: {{name: closed, namespace: app}}
+          spec: {{podSelector: {{}}, policyTypes: [Egress]}}
+    expect: [{{default: block}}]
+  - name: egress to exactly that address
+    apply:
+      - inline:
+          apiVersion: networking.k8s.io/v1
+          kind: NetworkPolicy
+          metadata: {{name: payments, namespace: app}}
+          spec:
+            podSelector: {{matchLabels: {{role: client}}}}
+            policyTypes: [Egress]
+            egress: [{{to: [{{ipBlock: {{cidr: "{ip}/32"}}}}], ports: [{{port: 8443}}]}}]
+    expect: [{{computed: {{}}}}]
+"#
+        );
+        let l = scenario::load_str(
+            Path::new("fixed-outside.yaml"),
+            &text,
+            &scenario::MemReader::default(),
+        );
+        let s = l.scenario.ok_or_else(|| l.diagnostics.render(false))?;
+        let mut c = nk::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
+        let run_id = new_run_id();
+        let r = run_scenario(
+            &s,
+            c.as_mut(),
+            &RunOptions::new(Naming::PerRun {
+                run_id: run_id.clone(),
+            }),
+            &mut |_| {},
+        );
+        let txt = text::render_scenario(&r);
+        check(
+            r.status == netreach::report::ScenarioStatus::Passed,
+            format!("the run against the fixed address:\n{txt}"),
+        )?;
+        let verdicts: Vec<String> = r
+            .steps
+            .iter()
+            .map(|st| format!("{:?}", st.results.first().map(|c| c.observed)))
+            .collect();
+        check(
+            verdicts.len() == 3 && r.steps.iter().all(|st| st.results.len() == 1),
+            format!("one cell per step: {verdicts:?}\n{txt}"),
+        )?;
+        let cmd = r.steps[0].results[0]
+            .detail
+            .command
+            .clone()
+            .unwrap_or_default();
+        check(
+            cmd.contains(&format!("{ip}:8443")),
+            format!("probed at the fixed address: {cmd}"),
+        )?;
+        let started = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=netreach.dev/run={run_id}"),
+        ])?;
+        check(
+            started.is_empty(),
+            format!("netreach started a container for a fixed endpoint: {started}"),
+        )
+    })();
+    let _ = docker(&["rm", "-f", &name]);
+    result
 }
