@@ -1,8 +1,9 @@
 //! Cluster tests of `netreach synthesize`, grouped `synthesized`: for the last step of each
-//! shipped scenario (the top of `scenarios/`), the synthesized policies (`--isolate needed`, the
-//! command's default) and their `verify.yaml` are written to a temporary folder, exactly as the
-//! command writes them, and `verify.yaml` is run on the cluster: the kind cluster must do what
-//! the intent says. (The upstream e2e transcriptions are left out here: the engine check in
+//! shipped scenario (the top of `scenarios/`), the synthesized policies (`--isolate needed`: the
+//! set with no more rules than the scenario's own, which `harness/core/tests/synthesize.rs`
+//! checks; the default `all` adds default-deny policies) and their `verify.yaml` are written to a
+//! temporary folder, exactly as the command writes them, and `verify.yaml` is run on the cluster:
+//! the kind cluster must do what the intent says. (The upstream e2e transcriptions are left out here: the engine check in
 //! `harness/core/tests/synthesize.rs` covers every one of their steps, and five more nine-pod
 //! deployments would cost CI about three minutes.)
 
