@@ -35,6 +35,15 @@ enum Command {
         /// Also list the YAML files in the folders that are not scenarios, and why.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Print a JSON report on stdout: per scenario its diagnostics, and for a valid one the
+        /// cells checked against the specification, every undecided cell with the engine's
+        /// reasons and every contradiction.
+        #[arg(long)]
+        json: bool,
+        /// List every contradiction with the specification (text mode shows the first 5 per
+        /// scenario).
+        #[arg(long)]
+        all: bool,
         /// A folder outside the scenario's repository that policy `file:` paths may read from
         /// (repeatable).
         #[arg(long = "allow-path", value_name = "DIR")]
@@ -170,8 +179,19 @@ fn main() -> ExitCode {
             paths,
             short,
             verbose,
+            json,
+            all,
             allow_paths,
-        } => validate(&paths, short, verbose, &allow_paths),
+        } => validate(
+            &paths,
+            &ValidateOutput {
+                short,
+                verbose,
+                json,
+                all,
+            },
+            &allow_paths,
+        ),
         Command::Lint {
             paths,
             json,
@@ -247,12 +267,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(
-    paths: &[PathBuf],
+/// How `validate` prints.
+struct ValidateOutput {
     short: bool,
     verbose: bool,
-    allow: &[PathBuf],
-) -> anyhow::Result<i32> {
+    json: bool,
+    all: bool,
+}
+
+/// Contradictions shown per scenario in text mode without `--all`.
+const CONTRADICTIONS_SHOWN: usize = 5;
+
+fn diagnostic_json(d: &netreach::diag::Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "code": d.code.name(),
+        "severity": d.severity,
+        "message": d.message,
+        "file": d.file.path.display().to_string(),
+        "line": d.pos.line,
+        "col": d.pos.col,
+        "help": d.help,
+    })
+}
+
+fn validate(paths: &[PathBuf], out: &ValidateOutput, allow: &[PathBuf]) -> anyhow::Result<i32> {
+    let ValidateOutput {
+        short,
+        verbose,
+        json,
+        all,
+    } = *out;
     let Some(options) = netreach::cli::load_options("validate", allow) else {
         return Ok(exit::USAGE);
     };
@@ -276,6 +320,7 @@ fn validate(
     };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (mut errors, mut warnings, mut invalid) = (0, 0, 0);
+    let mut reports = Vec::new();
     for f in &files {
         let loaded = scenario::load_with_options(f, &options);
         errors += loaded.diagnostics.error_count();
@@ -283,7 +328,41 @@ fn validate(
         if loaded.scenario.is_none() {
             invalid += 1;
         }
+        let summary = loaded.scenario.as_ref().map(netreach::expect::spec_summary);
+        if json {
+            reports.push(serde_json::json!({
+                "path": f.display().to_string(),
+                "valid": loaded.scenario.is_some(),
+                "errors": loaded.diagnostics.error_count(),
+                "warnings": loaded.diagnostics.warning_count(),
+                "diagnostics": loaded.diagnostics.0.iter().map(diagnostic_json).collect::<Vec<_>>(),
+                "spec": summary,
+            }));
+            continue;
+        }
         print_diagnostics(&loaded.diagnostics, short, color);
+        if let Some(sum) = summary {
+            eprintln!("{}", sum.line());
+            for l in sum.contradiction_lines((!all).then_some(CONTRADICTIONS_SHOWN)) {
+                eprintln!("{l}");
+            }
+        }
+    }
+    if json {
+        let doc = serde_json::json!({
+            "scenarios": reports,
+            "valid": files.len() - invalid,
+            "invalid": invalid,
+            "errors": errors,
+            "warnings": warnings,
+            "skipped": skipped.iter().map(|(p, why)| serde_json::json!({"path": p.display().to_string(), "why": why.to_string()})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(if invalid > 0 {
+            exit::MISMATCH
+        } else {
+            exit::SUCCESS
+        });
     }
     if verbose {
         for (p, why) in &skipped {

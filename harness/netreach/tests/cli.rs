@@ -55,3 +55,72 @@ fn the_shipped_scenarios_validate() {
         "{err}"
     );
 }
+
+#[test]
+fn validate_summarises_the_specification_check_in_text_and_json() {
+    let f = "fixtures/validate/spec-summary.yaml";
+    let (code, err) = netreach(&["validate", f]);
+    assert_eq!(code, 0, "warnings only: {err}");
+    assert!(
+        err.contains(
+            "validate/spec-summary: 2 step(s), 20 cell(s) checked against the specification; 2 undecided (2: "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("; 8 contradiction(s)\n"), "{err}");
+    assert!(
+        err.contains("  step 1: app/a -> app/b 80/tcp: expected allow (default at line 35), the specification says block: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("  … and 3 more contradiction(s) (`--all` lists every one)"),
+        "{err}"
+    );
+    let (code, err) = netreach(&["validate", "--all", f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("more contradiction(s)"), "{err}");
+    assert_eq!(err.matches("\n  step ").count(), 8, "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(["validate", "--json", f])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("the netreach binary runs");
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(doc["valid"], 1);
+    assert_eq!(doc["invalid"], 0);
+    let s = &doc["scenarios"][0];
+    assert_eq!(s["path"], f);
+    assert_eq!(s["valid"], true);
+    assert_eq!(s["warnings"], 2, "a contradicts-spec warning per step");
+    assert_eq!(s["diagnostics"][0]["code"], "contradicts-spec");
+    assert_eq!(s["diagnostics"][0]["line"], 35);
+    let spec = &s["spec"];
+    assert_eq!(spec["scenario"], "validate/spec-summary");
+    assert_eq!(spec["cells"], 20);
+    assert_eq!(spec["undecided"], 2);
+    assert_eq!(spec["contradictions"], 8);
+    let steps = spec["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2);
+    // Nothing truncated: every contradiction is there, with what the engine says.
+    assert_eq!(steps[1]["contradictions"].as_array().map(Vec::len), Some(6));
+    let c = &steps[1]["contradictions"][5];
+    assert_eq!(c["cell"]["from"], "app/c");
+    assert_eq!(c["expected"], "allow");
+    assert_eq!(c["spec"], "block");
+    assert!(
+        c["why"].as_str().unwrap_or("").contains("app/deny-ingress"),
+        "{c}"
+    );
+    let u = &steps[0]["undecided"][0];
+    assert_eq!(u["cell"]["to"], "ext:outside");
+    assert!(
+        u["reasons"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("10.244.0.0/16"),
+        "{u}"
+    );
+    assert_eq!(u["expected"], "allow");
+}

@@ -23,7 +23,7 @@ impl CellRule {
 pub(super) fn rule(
     sink: &mut Sink<'_>,
     s: &Scenario,
-    st: &mut State,
+    st: &mut State<'_>,
     pos: Pos,
     rule: &CellRule,
     world: &World,
@@ -38,7 +38,8 @@ pub(super) fn rule(
     let explicit = rule.from.as_ref().is_some_and(|f| f.value.is_literal())
         && rule.to.as_ref().is_some_and(|t| t.value.is_literal());
     let mut n = 0;
-    for (i, k) in s.cells.iter().enumerate() {
+    let keys = st.keys;
+    for (i, k) in keys.iter().enumerate() {
         if !rule.matches(&matcher, k) {
             continue;
         }
@@ -59,7 +60,7 @@ pub(super) fn rule(
         st.set(i, verdict, Origin { kind, line }, explicit.then_some(pos));
     }
     if rule.verdict == RuleVerdict::Fixed(Verdict::Unresolved)
-        && s.cells
+        && keys
             .iter()
             .any(|k| k.via != Some(Via::Dns) && rule.matches(&matcher, k))
     {
@@ -133,7 +134,7 @@ fn matches_nothing(
 }
 
 /// Applies a truth table written at `pos`.
-pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, pos: Pos, t: &Table) {
+pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State<'_>, pos: Pos, t: &Table) {
     let line = pos.line;
     let port = PortMatcher::new(&t.port, s);
     let mut set = 0;
@@ -146,8 +147,8 @@ pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, pos: Pos,
                 TableCell::Unset => continue,
             };
             decided += 1;
-            for i in cells_between(s, from, to) {
-                let k = &s.cells[i];
+            for i in cells_between(st.keys, from, to) {
+                let k = &st.keys[i];
                 if !(port.matches(&k.to, k.port) && via_matches(t.via, k.via)) {
                     continue;
                 }
@@ -170,11 +171,11 @@ pub(super) fn table(sink: &mut Sink<'_>, s: &Scenario, st: &mut State, pos: Pos,
     }
 }
 
-/// The indexes of the cells from `from` to `to` (any port and route): `s.cells` is sorted by
+/// The indexes of the cells from `from` to `to` (any port and route): `keys` is sorted by
 /// source, then target, so they are one run, found by binary search.
-fn cells_between(s: &Scenario, from: &PodId, to: &Target) -> std::ops::Range<usize> {
-    let start = s.cells.partition_point(|k| (&k.from, &k.to) < (from, to));
-    let len = s.cells[start..]
+fn cells_between(keys: &[CellKey], from: &PodId, to: &Target) -> std::ops::Range<usize> {
+    let start = keys.partition_point(|k| (&k.from, &k.to) < (from, to));
+    let len = keys[start..]
         .iter()
         .take_while(|k| k.from == *from && k.to == *to)
         .count();

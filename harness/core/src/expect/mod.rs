@@ -10,8 +10,10 @@
 //! the serde types.
 
 mod apply;
+mod summary;
 mod table;
 
+pub use summary::{Contradiction, SpecSummary, StepSummary, Undecided, spec_summary};
 pub use table::{ParsedTable, TableCell, TableError, TableRow, parse_table};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,9 +101,10 @@ pub struct Table {
     pub rows: Vec<(PodId, Vec<Located<TableCell>>)>,
 }
 
-/// The expectations of one step so far, cell by cell: index `i` is `s.cells[i]` (sorted and
-/// unique), so setting a cell costs no lookup.
-struct State {
+/// The expectations of one step so far, cell by cell: index `i` is `keys[i]` (the step's
+/// probed cells, sorted and unique), so setting a cell costs no lookup.
+struct State<'a> {
+    keys: &'a [CellKey],
     cells: Vec<Option<Expected>>,
     /// Where the cell's current expectation names it exactly (literal rule or table cell).
     explicit: Vec<Option<Pos>>,
@@ -109,9 +112,11 @@ struct State {
     unspecified: BTreeMap<usize, String>,
 }
 
-impl State {
-    fn new(cells: usize) -> Self {
+impl<'a> State<'a> {
+    fn new(keys: &'a [CellKey]) -> Self {
+        let cells = keys.len();
         State {
+            keys,
             cells: vec![None; cells],
             explicit: vec![None; cells],
             unspecified: BTreeMap::new(),
@@ -125,8 +130,9 @@ impl State {
     }
 }
 
-/// Expands a step's validated expectations over the scenario's cells. Problems go to `sink`;
-/// `at` is the `expect:` list, where problems of the step as a whole are reported.
+/// Expands a step's validated expectations over the step's probed cells (`cells`: sorted,
+/// unique; the scenario's or the step's own `probes:`). Problems go to `sink`; `at` is the
+/// `expect:` list, where problems of the step as a whole are reported.
 ///
 /// `world` is the state after the step's actions: `computed` entries ask the policy engine, and
 /// every declared expectation that contradicts the engine is a warning (`contradicts-spec`),
@@ -134,12 +140,13 @@ impl State {
 pub fn expand(
     sink: &mut Sink<'_>,
     s: &Scenario,
+    cells: &[CellKey],
     entries: &[Entry],
     at: Pos,
     step: usize,
     world: &World,
 ) -> ExpectedMatrix {
-    let mut st = State::new(s.cells.len());
+    let mut st = State::new(cells);
     for e in entries {
         match &e.kind {
             EntryKind::Default(v) => {
@@ -147,7 +154,7 @@ pub fn expand(
                     kind: "default",
                     line: e.pos.line,
                 };
-                for i in 0..s.cells.len() {
+                for i in 0..cells.len() {
                     st.set(i, *v, origin.clone(), None);
                 }
             }
@@ -156,11 +163,10 @@ pub fn expand(
         }
     }
     loopback(sink, s, &mut st);
-    completeness(sink, s, &st, at, step);
-    contradictions(sink, s, &st, at, step, world);
-    // `s.cells` is sorted: the map is built in one pass.
-    let cells = s
-        .cells
+    completeness(sink, &st, at, step);
+    contradictions(sink, &st, at, step, world);
+    // `cells` is sorted: the map is built in one pass.
+    let cells = cells
         .iter()
         .zip(st.cells)
         .filter_map(|(k, e)| e.map(|e| (k.clone(), e)))
@@ -170,14 +176,16 @@ pub fn expand(
 
 /// The scenario's `loopback` setting decides cells where a pod reaches itself; an entry that
 /// names such a cell and says otherwise is an error.
-fn loopback(sink: &mut Sink<'_>, s: &Scenario, st: &mut State) {
+fn loopback(sink: &mut Sink<'_>, s: &Scenario, st: &mut State<'_>) {
     let v = match s.loopback {
         Loopback::Allow => Verdict::Allow,
         Loopback::Block => Verdict::Block,
-        Loopback::Rules => return,
+        // `ignore`: there are no loopback cells (the probes leave them out).
+        Loopback::Rules | Loopback::Ignore => return,
     };
     let mut reported = BTreeSet::new();
-    for (i, k) in s.cells.iter().enumerate().filter(|(_, k)| k.is_loopback()) {
+    let keys = st.keys;
+    for (i, k) in keys.iter().enumerate().filter(|(_, k)| k.is_loopback()) {
         if let (Some(pos), Some(cur)) = (st.explicit[i], &st.cells[i])
             && cur.verdict != v
             && reported.insert((pos.line, pos.col))
@@ -207,13 +215,13 @@ fn loopback(sink: &mut Sink<'_>, s: &Scenario, st: &mut State) {
 }
 
 /// Every probed cell must end with an expectation.
-fn completeness(sink: &mut Sink<'_>, s: &Scenario, st: &State, at: Pos, step: usize) {
-    let missing: Vec<usize> = (0..s.cells.len())
+fn completeness(sink: &mut Sink<'_>, st: &State<'_>, at: Pos, step: usize) {
+    let missing: Vec<usize> = (0..st.keys.len())
         .filter(|i| st.cells[*i].is_none())
         .collect();
     let unspecified: Vec<(&CellKey, &String)> = missing
         .iter()
-        .filter_map(|i| st.unspecified.get(i).map(|why| (&s.cells[*i], why)))
+        .filter_map(|i| st.unspecified.get(i).map(|why| (&st.keys[*i], why)))
         .collect();
     if !unspecified.is_empty() {
         let examples: Vec<String> = unspecified
@@ -240,7 +248,7 @@ fn completeness(sink: &mut Sink<'_>, s: &Scenario, st: &State, at: Pos, step: us
     let missing: Vec<&CellKey> = missing
         .into_iter()
         .filter(|i| !st.unspecified.contains_key(i))
-        .map(|i| &s.cells[i])
+        .map(|i| &st.keys[i])
         .collect();
     if !missing.is_empty() {
         let examples: Vec<String> = missing.iter().take(4).map(ToString::to_string).collect();
@@ -260,18 +268,11 @@ fn completeness(sink: &mut Sink<'_>, s: &Scenario, st: &State, at: Pos, step: us
 
 /// Warns where a declared expectation contradicts the specification, one warning per step
 /// (naming the first five).
-fn contradictions(
-    sink: &mut Sink<'_>,
-    s: &Scenario,
-    st: &State,
-    at: Pos,
-    step: usize,
-    world: &World,
-) {
+fn contradictions(sink: &mut Sink<'_>, st: &State<'_>, at: Pos, step: usize, world: &World) {
     const SHOWN: usize = 5;
     let mut n = 0;
     let mut shown = Vec::new();
-    for (k, e) in s.cells.iter().zip(&st.cells) {
+    for (k, e) in st.keys.iter().zip(&st.cells) {
         let Some(e) = e.as_ref().filter(|e| e.origin.kind != "computed") else {
             continue;
         };

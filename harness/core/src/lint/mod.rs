@@ -183,7 +183,7 @@ impl Hints {
     /// What a scenario says: which pods it probes names from, which label keys its steps set.
     pub fn of(s: &Scenario) -> Hints {
         let mut resolvers: BTreeMap<PodId, (String, usize)> = BTreeMap::new();
-        for c in &s.cells {
+        for c in &s.all_cells() {
             if matches!(c.to, Target::Name(_)) || c.via == Some(Via::Dns) {
                 resolvers
                     .entry(c.from.clone())

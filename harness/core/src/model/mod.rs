@@ -28,6 +28,8 @@ pub enum Loopback {
     Block,
     /// Judged by the expectation rules like every other cell.
     Rules,
+    /// Not probed at all: the scenario has no loopback cells.
+    Ignore,
 }
 
 /// How a probe reaches its target.
@@ -401,7 +403,8 @@ pub struct Scenario {
     /// The cluster's pod CIDRs as the scenario declares them (`cluster.podCIDR`), at most one
     /// per address family; empty when it declares none.
     pub pod_cidrs: Vec<ipnet::IpNet>,
-    /// The probed cells, the same for every step (sorted, no duplicates).
+    /// The probed cells of steps without their own `probes:` (sorted, no duplicates). A step's
+    /// own cells are the keys of its `expected` matrix; [`Scenario::all_cells`] is every step's.
     pub cells: Vec<CellKey>,
     /// Steps in order.
     pub steps: Vec<Step>,
@@ -449,11 +452,29 @@ impl Scenario {
         }
     }
 
-    /// Pods that need a Service in front of them (targets of `via: service` or `via: dns`).
+    /// Every cell some step probes (sorted, no duplicates); [`Scenario::cells`] when there are
+    /// no steps.
+    pub fn all_cells(&self) -> Vec<CellKey> {
+        if self.steps.is_empty() {
+            return self.cells.clone();
+        }
+        let mut v: Vec<CellKey> = self
+            .steps
+            .iter()
+            .flat_map(|st| st.expected.cells.keys())
+            .cloned()
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Pods that need a Service in front of them (targets of `via: service` or `via: dns` in
+    /// any step).
     pub fn pods_needing_service(&self) -> Vec<PodId> {
         let mut v: Vec<PodId> = self
-            .cells
-            .iter()
+            .all_cells()
+            .into_iter()
             .filter(|c| matches!(c.via, Some(Via::Service | Via::Dns)))
             .filter_map(|c| c.to.pod().cloned())
             .collect();

@@ -448,3 +448,104 @@ fn a_wrong_pod_cidr_declaration_is_noted() {
     );
     assert!(ok.notes.is_empty());
 }
+
+#[test]
+fn loopback_ignore_probes_no_pod_to_itself_and_the_report_counts_without_them() {
+    let text = format!("loopback: ignore\n{SCENARIO}");
+    let l = load_str(Path::new("scenarios/t.yaml"), &text, &MemReader::default());
+    assert!(
+        !l.diagnostics.has_errors(),
+        "{}",
+        l.diagnostics.render(false)
+    );
+    let s = l.scenario.expect("valid");
+    // Two pods, one port: four cells with the diagonal, two without.
+    let cells: Vec<String> = s.cells.iter().map(ToString::to_string).collect();
+    assert_eq!(cells, ["x/a -> x/b 80/tcp", "x/b -> x/a 80/tcp"]);
+    assert!(s.steps.iter().all(|st| {
+        st.expected.cells.len() == 2
+            && st
+                .expected
+                .cells
+                .keys()
+                .all(|k| k.from != *k.to.pod().expect("pod"))
+    }));
+    let mut c = FakeCluster::new(correct);
+    let r = run_scenario(&s, &mut c, &opts(), &mut |_| {});
+    assert_eq!(r.status, ScenarioStatus::Passed);
+    assert_eq!(r.counts.pass, 6, "2 cells x 3 steps");
+    assert_eq!(r.counts.total(), 6);
+    assert_eq!(c.calls[2], Call::Probe(2));
+    // Without the setting, the diagonal is probed (and counted).
+    let r = run_scenario(
+        &scenario(),
+        &mut FakeCluster::new(correct),
+        &opts(),
+        &mut |_| {},
+    );
+    assert_eq!(r.counts.total(), 12);
+}
+
+#[test]
+fn a_step_with_its_own_probes_probes_exactly_those_cells() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/steps/step-probes.yaml");
+    let l = crate::scenario::load(&path);
+    assert!(
+        !l.diagnostics.has_errors(),
+        "{}",
+        l.diagnostics.render(false)
+    );
+    let s = l.scenario.expect("valid");
+    // The scenario's default: 3 sources x (web's 2 ports + db's 1), by IP.
+    assert_eq!(s.cells.len(), 9);
+    let mut c = FakeCluster::following_spec(&s);
+    let r = run_scenario(&s, &mut c, &opts(), &mut |_| {});
+    assert_eq!(
+        r.status,
+        ScenarioStatus::Passed,
+        "{}",
+        crate::report::text::render_scenario(&r)
+    );
+    let cells = |i: usize| -> Vec<String> {
+        r.steps[i]
+            .results
+            .iter()
+            .map(|c| c.cell.to_string())
+            .collect()
+    };
+    assert_eq!(cells(0).len(), 9);
+    assert_eq!(
+        cells(1),
+        [
+            "app/client -> app/web 80/tcp",
+            "app/client -> app/web 80/tcp via service"
+        ]
+    );
+    assert_eq!(cells(2), cells(0));
+    assert!(
+        r.steps[1]
+            .results
+            .iter()
+            .all(|c| c.expected.verdict == crate::model::Verdict::Allow)
+    );
+    // Probe rounds of step 2 carry its two cells; web got a Service for them.
+    let probes: Vec<usize> = c
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Probe(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes, [9, 9, 2, 2, 9, 9]);
+    let Call::Deploy(plan) = &c.calls[0] else {
+        panic!("deploy first")
+    };
+    let services: Vec<String> = plan
+        .pods
+        .iter()
+        .filter(|p| p.service)
+        .map(|p| p.id.to_string())
+        .collect();
+    assert_eq!(services, ["app/web"]);
+}

@@ -212,4 +212,6 @@ pub fn schema_json() -> String {
 }
 
 #[cfg(test)]
+mod step_tests;
+#[cfg(test)]
 mod tests;

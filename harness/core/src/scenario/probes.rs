@@ -1,20 +1,24 @@
 //! Probes: the cells every step of a scenario is judged on, from `probes:` or the default
-//! matrix (every pod to every port each pod serves, by IP).
+//! matrix (every pod to every port each pod serves, by IP). With `loopback: ignore` a pod's
+//! cells to its own IP are left out.
 
 use std::collections::BTreeSet;
 
 use super::raw::{RawPortRef, RawProbe, Sp};
 use crate::diag::{Code, DiagExt, Pos, Sink};
-use crate::model::{CellKey, PodId, PortProto, Scenario, Target, Via};
+use crate::model::{CellKey, Loopback, PodId, PortProto, Scenario, Target, Via};
 use crate::pattern::{PodPattern, PortPattern, TargetPattern};
 
-/// The probed cells: the default matrix, or what `probes:` lists.
+/// The probed cells: the default matrix, or what `probes:` lists. `who` (`the scenario`,
+/// `step 2`) is named in the error when there are none; `None` when none is fine (scenario-level
+/// probes no step uses).
 pub(super) fn check_probes(
     sink: &mut Sink<'_>,
     scenario: &Scenario,
     probes: Option<&Sp<Vec<RawProbe>>>,
+    who: Option<&str>,
 ) -> Vec<CellKey> {
-    let cells: Vec<CellKey> = match probes {
+    let mut cells: Vec<CellKey> = match probes {
         None => default_cells(scenario),
         Some(list) => {
             let mut cells = BTreeSet::new();
@@ -24,9 +28,15 @@ pub(super) fn check_probes(
             cells.into_iter().collect()
         }
     };
-    if cells.is_empty() && !sink.out.has_errors() {
+    if scenario.loopback == Loopback::Ignore {
+        cells.retain(|c| !c.is_loopback());
+    }
+    if let Some(who) = who
+        && cells.is_empty()
+        && !sink.out.has_errors()
+    {
         let pos = probes.map_or(Pos::UNKNOWN, |p| sink.pos(p));
-        sink.error(Code::MatchesNothing, pos, "the scenario probes nothing")
+        sink.error(Code::MatchesNothing, pos, format!("{who} probes nothing"))
             .help("give some pod `ports:` (the default probes every pod to every served port), or list `probes:`");
     }
     cells

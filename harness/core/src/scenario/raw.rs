@@ -49,7 +49,7 @@ pub struct RawScenario {
     #[schemars(with = "Option<Vec<RawProbe>>")]
     pub probes: Option<Sp<Vec<RawProbe>>>,
     /// How a pod reaching itself is judged: `allow` (default: Kubernetes says a pod cannot block
-    /// itself), `block`, or `rules` (like any other cell).
+    /// itself), `block`, `rules` (like any other cell), or `ignore` (not probed at all).
     #[serde(default)]
     #[schemars(with = "Option<RawLoopback>")]
     pub loopback: Option<Sp<RawLoopback>>,
@@ -83,6 +83,8 @@ pub enum RawLoopback {
     Block,
     /// Judged by the expectation rules like every other cell.
     Rules,
+    /// Not probed at all: no cell from a pod to its own IP.
+    Ignore,
 }
 
 /// A namespace.
@@ -290,6 +292,11 @@ pub struct RawStep {
     /// Label changes on pods and namespaces (run last).
     #[serde(default)]
     pub relabel: Vec<RawRelabel>,
+    /// Which connections this step tests, instead of the scenario's `probes:` (same forms).
+    /// Absent: the scenario's.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<RawProbe>>")]
+    pub probes: Option<Sp<Vec<RawProbe>>>,
     /// What must hold after the actions: a list where later entries override earlier ones.
     #[schemars(with = "Vec<RawExpect>")]
     pub expect: Sp<Vec<RawExpect>>,
@@ -411,6 +418,7 @@ impl From<RawLoopback> for Loopback {
             RawLoopback::Allow => Loopback::Allow,
             RawLoopback::Block => Loopback::Block,
             RawLoopback::Rules => Loopback::Rules,
+            RawLoopback::Ignore => Loopback::Ignore,
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Validating steps: their actions (delete, replace, apply, relabel) against the policies in
-//! force, then their expectations, which are checked into [`crate::expect::Entry`]s and expanded
-//! over the probed cells with the policy engine's view after the actions.
+//! force, their own `probes:` if any, then their expectations, which are checked into
+//! [`crate::expect::Entry`]s and expanded over the step's probed cells with the policy engine's
+//! view after the actions.
 
 use std::collections::BTreeSet;
 
-use super::expectations;
 use super::policy_files::PolicySources;
 use super::raw::{RawRelabel, RawStep};
+use super::{expectations, probes};
 use crate::diag::{Code, DiagExt, Sink};
 use crate::engine::World;
 use crate::expect;
@@ -48,11 +49,16 @@ impl<'a> Steps<'a> {
         for rl in &rs.relabel {
             self.relabel(sink, rl, &mut actions);
         }
+        // The step's own `probes:` replace the scenario's for this step.
+        let own_cells = rs.probes.as_ref().map(|p| {
+            probes::check_probes(sink, self.scenario, Some(p), Some(&format!("step {index}")))
+        });
+        let cells = own_cells.as_deref().unwrap_or(&self.scenario.cells);
         let entries = expectations::check(sink, self.scenario, &rs.expect);
         // The state after this step's actions, for `computed` entries and contradiction checks.
         self.world.apply(&actions);
         let at = sink.pos(&rs.expect);
-        let expected = expect::expand(sink, self.scenario, &entries, at, index, &self.world);
+        let expected = expect::expand(sink, self.scenario, cells, &entries, at, index, &self.world);
         Step {
             index,
             name,

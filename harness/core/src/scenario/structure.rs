@@ -46,7 +46,17 @@ pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
         cells: Vec::new(),
         steps: Vec::new(),
     };
-    scenario.cells = super::probes::check_probes(sink, &scenario, raw.probes.as_ref());
+    // Scenario-level probes that every step replaces with its own may be empty.
+    let used = raw
+        .steps
+        .as_ref()
+        .is_none_or(|st| st.value.iter().any(|s| s.probes.is_none()));
+    scenario.cells = super::probes::check_probes(
+        sink,
+        &scenario,
+        raw.probes.as_ref(),
+        used.then_some("the scenario"),
+    );
     Structure {
         scenario,
         namespaces: ns_existing,

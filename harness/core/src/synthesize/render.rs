@@ -351,6 +351,7 @@ pub(crate) fn verify_scenario(
             Loopback::Allow => "allow",
             Loopback::Block => "block",
             Loopback::Rules => "rules",
+            Loopback::Ignore => "ignore",
         }
     );
     s.push_str("probes:\n");
