@@ -100,7 +100,7 @@ fn the_fixture_folder_shows_the_four_classic_mistakes() {
     ] {
         assert!(text.contains(line), "missing\n{line}\nin\n{text}");
     }
-    let api = r.workloads.iter().find(|w| w.name == "web/api").unwrap();
+    let api = r.workloads.iter().find(|w| w.name == "web/api").expect("web/api");
     assert_eq!(
         api.to_outside,
         ["anywhere on 443/tcp (web/api-egress egress rule 1 at fixtures/audit/policies.yaml:90)"]
@@ -110,7 +110,7 @@ fn the_fixture_folder_shows_the_four_classic_mistakes() {
         .workloads
         .iter()
         .find(|w| w.name == "ingress-nginx/ingress-nginx-controller")
-        .unwrap();
+        .expect("the controller");
     assert_eq!(nginx.from_outside, ["anywhere (ingress not isolated)"]);
     assert_eq!(
         r.unsupported
@@ -129,7 +129,7 @@ fn the_fixture_folder_shows_the_four_classic_mistakes() {
         r.set_severity(rule, LintSeverity::Info);
     }
     assert_eq!(r.exit_code(), crate::exit::UNSUPPORTED);
-    let json = serde_json::to_value(&r).unwrap();
+    let json = serde_json::to_value(&r).expect("JSON");
     assert_eq!(json["counts"]["workloads"], 4);
     assert_eq!(json["findings"][0]["rule"], "isolates-without-rules");
 }
@@ -145,7 +145,7 @@ fn pod(ns: &str, name: &str, app: &str, ip: &str, port: u16, owner: Option<&str>
         ns: ns.into(),
         name: name.into(),
         labels: labels(&[("app", app)]),
-        ip: Some(ip.parse().unwrap()),
+        ip: Some(ip.parse().expect("an address")),
         ports: vec![ContainerPort {
             name: Some("p".into()),
             port,
@@ -168,7 +168,7 @@ fn an_in_memory_world_by_workload_with_addresses_and_ip_blocks() {
                                   "ports": [{"port": 5432}]}]}}"#,
         "networkpolicy b/db-policy",
     )
-    .unwrap();
+    .expect("valid");
     let inv = Inventory {
         source: "memory".into(),
         namespaces: vec![Namespace {
@@ -230,7 +230,7 @@ fn an_unknown_policy_field_is_an_error_at_its_position() {
         r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x", "namespace": "a"}, "spec": {"podSelector": {}, "foo": 1}}"#,
         "networkpolicy a/x",
     )
-    .unwrap_err();
+    .expect_err("foo is not a field");
     assert!(e[0].contains("foo"), "{e:?}");
 }
 
@@ -302,7 +302,7 @@ kind: Service
         Some("10.244.0.9")
     );
     // The DaemonSet makes one pod from its template, without the bad port.
-    let agent = inv.pods.iter().find(|p| p.name == "agent").unwrap();
+    let agent = inv.pods.iter().find(|p| p.name == "agent").expect("agent");
     assert!(agent.ports.is_empty() && agent.ip.is_none());
     let msgs: Vec<String> =
         d.0.iter()
