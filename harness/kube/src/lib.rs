@@ -18,6 +18,7 @@
 //!   namespace on, liveness of every probe pod before and after each round, teardown;
 //! - [`gc`]: what crashed or interrupted runs left behind, namespaces and containers.
 
+pub mod audit;
 pub mod client;
 pub mod deploy;
 pub mod doctor;

@@ -67,9 +67,12 @@ fn main() {
     let mut extra = lifecycle::trials(context.clone());
     extra.extend(group_trials("faults", &faults::TESTS, context.clone()));
     extra.extend(group_trials("staging", &staging::TESTS, context.clone()));
+    extra.extend(group_trials("audit", &audit::TESTS, context.clone()));
     harness.run_with(extra)
 }
 
+#[path = "scenarios/audit.rs"]
+mod audit;
 #[path = "scenarios/faults.rs"]
 mod faults;
 #[path = "scenarios/lifecycle.rs"]

@@ -318,3 +318,93 @@ kind: Service
         ]
     );
 }
+
+/// The synthetic 2,000-pod / 300-policy cluster of `engine::scale` as an inventory: pods
+/// `<app>-<replica>` belong to workload `<app>` (a StatefulSet for the db tier, else a
+/// Deployment), addresses known as a live cluster's.
+fn synthetic_inventory(blocks: crate::engine::scale::Blocks) -> Inventory {
+    let w = crate::engine::scale::synthetic(40, 2000, 300, blocks);
+    let pods = w
+        .pods
+        .values()
+        .map(|p| {
+            let app = p
+                .id
+                .name
+                .rsplit_once('-')
+                .map_or(p.id.name.as_str(), |(a, _)| a);
+            Pod {
+                ns: p.id.ns.clone(),
+                name: p.id.name.clone(),
+                labels: p.labels.clone(),
+                ip: w.pod_ips.get(&p.id).copied(),
+                ports: p
+                    .ports
+                    .iter()
+                    .map(|s| ContainerPort {
+                        name: s.name.clone(),
+                        port: s.port.port,
+                        protocol: s.port.protocol,
+                    })
+                    .collect(),
+                owner: Some(Owner {
+                    kind: if app.starts_with("db-") {
+                        "StatefulSet".into()
+                    } else {
+                        "Deployment".into()
+                    },
+                    name: app.to_owned(),
+                }),
+            }
+        })
+        .collect();
+    Inventory {
+        source: "synthetic".into(),
+        namespaces: w
+            .namespaces
+            .iter()
+            .map(|(n, l)| Namespace {
+                name: n.clone(),
+                labels: l.clone(),
+            })
+            .collect(),
+        pods,
+        services: vec![],
+        policies: w.policies.values().cloned().collect(),
+        unsupported: vec![],
+    }
+}
+
+/// The audit figure in BENCHMARKS.md ("`netreach audit` at cluster scale"):
+/// `cargo test -p netreach-core --release --lib audit::tests::audit_benchmark -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: run in release mode"]
+fn audit_benchmark() {
+    for blocks in [
+        crate::engine::scale::Blocks::External,
+        crate::engine::scale::Blocks::ByNode,
+    ] {
+        let inv = synthetic_inventory(blocks);
+        let t = std::time::Instant::now();
+        let r = AuditReport::of(&inv);
+        let report = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let text = render_text(&r);
+        let render = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let json = serde_json::to_string(&r).expect("JSON");
+        let json_s = t.elapsed().as_secs_f64();
+        let decided = r.reach.iter().filter(|x| x.by_policy).count();
+        println!(
+            "{blocks:?}: {} pods, {} policies, {} workloads: AuditReport::of {report:.2} s; {} reach entries ({decided} decided by a policy), {} findings; text {render:.2} s ({} KB), JSON {json_s:.2} s ({} KB)",
+            r.counts["pods"],
+            r.counts["policies"],
+            r.counts["workloads"],
+            r.reach.len(),
+            r.findings.len(),
+            text.len() / 1024,
+            json.len() / 1024,
+        );
+        assert_eq!(r.counts["pods"], 2000);
+    }
+}
