@@ -38,7 +38,7 @@ fn the_fixture_folder_reports_the_four_mistakes_and_the_reachability() {
         assert!(out.contains(want), "missing\n{want}\nin\n{out}");
     }
     assert!(
-        err.contains("1 error(s), 3 warning(s), 0 info; 2 object(s) not modelled"),
+        err.contains("4 finding(s) (1 error(s), 3 warning(s), 0 info); 2 object(s) not modelled"),
         "{err}"
     );
     // --allow for all four leaves the unmodelled AdminNetworkPolicy: exit 5.
