@@ -51,7 +51,12 @@ pub fn read_cluster(context: &str, o: &AuditOptions) -> Result<Inventory, InfraE
     })
 }
 
-async fn list<K>(context: &str, c: &Client, ns: Option<&str>, resource: &str) -> Result<Vec<K>, InfraError>
+async fn list<K>(
+    context: &str,
+    c: &Client,
+    ns: Option<&str>,
+    resource: &str,
+) -> Result<Vec<K>, InfraError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -156,7 +161,10 @@ async fn read(context: &str, c: &Client, o: &AuditOptions) -> Result<Inventory, 
             .map_err(|e| client::unreachable(context, e))
     })
     .await
-        && groups.groups.iter().any(|g| g.name == "policy.networking.k8s.io")
+        && groups
+            .groups
+            .iter()
+            .any(|g| g.name == "policy.networking.k8s.io")
     {
         inv.unsupported.push(Unsupported {
             kind: "policy.networking.k8s.io/AdminNetworkPolicy".into(),

@@ -100,7 +100,11 @@ fn the_fixture_folder_shows_the_four_classic_mistakes() {
     ] {
         assert!(text.contains(line), "missing\n{line}\nin\n{text}");
     }
-    let api = r.workloads.iter().find(|w| w.name == "web/api").expect("web/api");
+    let api = r
+        .workloads
+        .iter()
+        .find(|w| w.name == "web/api")
+        .expect("web/api");
     assert_eq!(
         api.to_outside,
         ["anywhere on 443/tcp (web/api-egress egress rule 1 at fixtures/audit/policies.yaml:90)"]
@@ -328,11 +332,10 @@ fn synthetic_inventory(blocks: crate::engine::scale::Blocks) -> Inventory {
         .pods
         .values()
         .map(|p| {
-            let app = p
-                .id
-                .name
-                .rsplit_once('-')
-                .map_or(p.id.name.as_str(), |(a, _)| a);
+            let app =
+                p.id.name
+                    .rsplit_once('-')
+                    .map_or(p.id.name.as_str(), |(a, _)| a);
             Pod {
                 ns: p.id.ns.clone(),
                 name: p.id.name.clone(),

@@ -14,7 +14,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use libtest_mimic::Failed;
 use serde_json::{Value, json};
 
-use super::support::{check, client, remove_cluster_binding, rt, scratch, service_account, shipped_rules};
+use super::support::{
+    check, client, remove_cluster_binding, rt, scratch, service_account, shipped_rules,
+};
 
 pub type Body = fn(&str) -> Result<(), Failed>;
 
@@ -194,7 +196,10 @@ fn create(admin: &str, objs: &[Value], names: &Names) -> Result<(), Failed> {
             let mut ready = 0;
             for ns in names.all() {
                 let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
-                let l = pods.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+                let l = pods
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 ready += l
                     .items
                     .iter()
@@ -271,29 +276,53 @@ fn live_cluster_and_its_manifests_agree(admin: &str) -> Result<(), Failed> {
     };
     let objs = objects(&names);
     create(admin, &objs, &names)?;
-    let sa = service_account(admin, "audit", shipped_rules("netreach-audit.clusterrole.yaml")?, &[])?;
+    let sa = service_account(
+        admin,
+        "audit",
+        shipped_rules("netreach-audit.clusterrole.yaml")?,
+        &[],
+    )?;
     let mut args = vec!["--context", sa.context.as_str()];
     for n in names.all() {
         args.extend(["--namespace", n]);
     }
     let (code, text, err) = audit(Some(&sa.kubeconfig), &args)?;
-    check(code == 1, format!("exit {code} (want 1: findings)\n{err}\n{text}"))?;
+    check(
+        code == 1,
+        format!("exit {code} (want 1: findings)\n{err}\n{text}"),
+    )?;
     let (web, data, ing) = (&names.web, &names.data, &names.ingress);
     for line in [
-        format!("  {web}/api -> {data}/database 5432/tcp: allowed by {data}/db-from-api (ingress rule 1 at networkpolicy {data}/db-from-api); allowed by {web}/api-egress (egress rule 2 at networkpolicy {web}/api-egress) [1 -> 1 pod(s)]"),
-        format!("  {ing}/ingress-nginx-controller -> {web}/frontend 8080/tcp: blocked: ingress isolated by {web}/audit, {web}/frontend-from-ingress and no rule admits it [1 -> 1 pod(s)]"),
-        format!("  {web}/frontend -> {web}/api 9090/tcp: allowed by {web}/api-from-frontend (ingress rule 1 at networkpolicy {web}/api-from-frontend); allowed by {web}/frontend-egress (egress rule 1 at networkpolicy {web}/frontend-egress) [1 -> 1 pod(s)]"),
+        format!(
+            "  {web}/api -> {data}/database 5432/tcp: allowed by {data}/db-from-api (ingress rule 1 at networkpolicy {data}/db-from-api); allowed by {web}/api-egress (egress rule 2 at networkpolicy {web}/api-egress) [1 -> 1 pod(s)]"
+        ),
+        format!(
+            "  {ing}/ingress-nginx-controller -> {web}/frontend 8080/tcp: blocked: ingress isolated by {web}/audit, {web}/frontend-from-ingress and no rule admits it [1 -> 1 pod(s)]"
+        ),
+        format!(
+            "  {web}/frontend -> {web}/api 9090/tcp: allowed by {web}/api-from-frontend (ingress rule 1 at networkpolicy {web}/api-from-frontend); allowed by {web}/frontend-egress (egress rule 1 at networkpolicy {web}/frontend-egress) [1 -> 1 pod(s)]"
+        ),
         // Pods are grouped by their owner: ReplicaSet -> Deployment.
-        format!("  {web}/frontend (Deployment, 1 pod(s)): ports 8080/tcp (http); services {web}/frontend (ClusterIP 80->http/tcp)"),
-        format!("  {data}/database (StatefulSet, 1 pod(s)): ports 5432/tcp (postgres); services {data}/database (ClusterIP 5432->postgres/tcp)"),
+        format!(
+            "  {web}/frontend (Deployment, 1 pod(s)): ports 8080/tcp (http); services {web}/frontend (ClusterIP 80->http/tcp)"
+        ),
+        format!(
+            "  {data}/database (StatefulSet, 1 pod(s)): ports 5432/tcp (postgres); services {data}/database (ClusterIP 5432->postgres/tcp)"
+        ),
     ] {
         check(text.contains(&line), format!("missing\n{line}\nin\n{text}"))?;
     }
-    let (_, json_live, err) = audit(Some(&sa.kubeconfig), &[args.as_slice(), &["--json"]].concat())?;
+    let (_, json_live, err) = audit(
+        Some(&sa.kubeconfig),
+        &[args.as_slice(), &["--json"]].concat(),
+    )?;
     let live: Value = serde_json::from_str(&json_live).map_err(|e| format!("{e}: {err}"))?;
     let want: BTreeSet<(String, String)> = [
         ("isolates-without-rules", format!("{web}/audit")),
-        ("selector-label-unset", format!("{web}/frontend-from-ingress")),
+        (
+            "selector-label-unset",
+            format!("{web}/frontend-from-ingress"),
+        ),
         ("egress-to-anywhere", format!("{web}/api-egress")),
         ("dns-blocked", format!("{web}/api-egress")),
     ]
@@ -325,7 +354,11 @@ fn live_cluster_and_its_manifests_agree(admin: &str) -> Result<(), Failed> {
     let (a, b) = (verdicts(&live), verdicts(&files));
     check(
         a == b && a.len() >= 10,
-        format!("live and file verdicts differ:\nlive only: {:?}\nfiles only: {:?}", a.difference(&b).collect::<Vec<_>>(), b.difference(&a).collect::<Vec<_>>()),
+        format!(
+            "live and file verdicts differ:\nlive only: {:?}\nfiles only: {:?}",
+            a.difference(&b).collect::<Vec<_>>(),
+            b.difference(&a).collect::<Vec<_>>()
+        ),
     )?;
     Ok(())
 }
