@@ -8,7 +8,8 @@
 /// Every probed cell agreed with its expectation; `validate` found no error.
 pub const SUCCESS: i32 = 0;
 /// At least one cell disagreed with its expectation (`run`), a scenario is invalid
-/// (`validate`, whose only job is to judge scenarios), or `lint` found an error or a warning.
+/// (`validate`, whose only job is to judge scenarios), or `lint` / `audit` found an error or a
+/// warning.
 pub const MISMATCH: i32 = 1;
 /// Bad command line (clap's code).
 pub const USAGE: i32 = 2;
@@ -18,7 +19,8 @@ pub const INVALID: i32 = 3;
 /// unreachable, pod not ready, exec lost): those cells are neither passed nor failed.
 pub const INFRASTRUCTURE: i32 = 4;
 /// No mismatch and no infrastructure error, but some cells could not be tested on this cluster
-/// (e.g. SCTP where the kernel has none).
+/// (e.g. SCTP where the kernel has none); `audit`: an object that may change what connects
+/// (AdminNetworkPolicy, an unknown kind) is not modelled.
 pub const UNSUPPORTED: i32 = 5;
 /// `run --baseline` (or `diff`): some cell's observation changed since the baseline report,
 /// although nothing else failed (opened, closed, or another change).
@@ -37,7 +39,7 @@ pub const TABLE: [(i32, &str, &str); 8] = [
     (
         MISMATCH,
         "mismatch",
-        "a cell disagreed with its expectation (validate: a scenario is invalid; lint: an error or warning finding)",
+        "a cell disagreed with its expectation (validate: a scenario is invalid; lint, audit: an error or warning finding)",
     ),
     (USAGE, "usage", "bad command line"),
     (
@@ -53,7 +55,7 @@ pub const TABLE: [(i32, &str, &str); 8] = [
     (
         UNSUPPORTED,
         "unsupported",
-        "some cells cannot be tested on this cluster (e.g. SCTP)",
+        "some cells cannot be tested on this cluster (e.g. SCTP); audit: an object is not modelled",
     ),
     (
         DRIFT,

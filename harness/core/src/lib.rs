@@ -9,6 +9,7 @@
 //! The [`run`]ner drives any [`cluster::Cluster`]; `netreach-kube` implements it for real
 //! clusters, [`cluster::fake::FakeCluster`] for unit tests. See ARCHITECTURE.md.
 
+pub mod audit;
 pub mod bind;
 pub mod cluster;
 pub mod diag;

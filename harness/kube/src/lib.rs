@@ -21,6 +21,7 @@
 //!   PodSecurity, image, NetworkPolicy enforcement);
 //! - [`rbac`]: the one table of verbs netreach needs per mode, rendered as docs/rbac/.
 
+pub mod audit;
 pub mod client;
 pub mod deploy;
 pub mod doctor;

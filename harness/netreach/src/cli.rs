@@ -1,5 +1,6 @@
 //! The command line, one module per subcommand that needs more than a few lines.
 
+pub mod audit;
 pub mod doctor;
 pub mod gc;
 pub mod run;

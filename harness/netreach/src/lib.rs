@@ -7,7 +7,7 @@
 //! public API for users' own test harnesses ([`testing`]). See ARCHITECTURE.md.
 
 pub use netreach_core::{
-    bind, cluster, diag, engine, exit, expect, explain, known, lint, model, names, outcome,
+    audit, bind, cluster, diag, engine, exit, expect, explain, known, lint, model, names, outcome,
     pattern, policy, probe, report, run, scenario, synthesize, verdict, yaml,
 };
 pub use netreach_kube as kube;

@@ -130,6 +130,10 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// What a cluster's NetworkPolicies let through, and what looks wrong in them: reachability
+    /// between workloads, isolation per namespace and workload, every lint finding. Reads the
+    /// cluster of --context with get/list only, or the manifests of -f DIR.
+    Audit(netreach::cli::audit::AuditArgs),
     /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
     Gc(netreach::cli::gc::GcArgs),
     /// Check a cluster before trusting it: API, permissions, PodSecurity, the probe image, DNS,
@@ -223,6 +227,7 @@ fn main() -> ExitCode {
             via.as_deref(),
             json,
         ),
+        Command::Audit(args) => netreach::cli::audit::main(&args),
         Command::Gc(args) => netreach::cli::gc::main(&args),
         Command::Doctor(args) => netreach::cli::doctor::main(&args),
         Command::Rbac(args) => netreach::cli::doctor::rbac_main(&args),

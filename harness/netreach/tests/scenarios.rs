@@ -72,9 +72,12 @@ fn main() {
         &synthesized::TESTS,
         context.clone(),
     ));
+    extra.extend(group_trials("audit", &audit::TESTS, context.clone()));
     harness.run_with(extra)
 }
 
+#[path = "scenarios/audit.rs"]
+mod audit;
 #[path = "scenarios/faults.rs"]
 mod faults;
 #[path = "scenarios/lifecycle.rs"]

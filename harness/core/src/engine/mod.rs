@@ -462,6 +462,6 @@ fn evaluate(
 }
 
 #[cfg(test)]
-mod scale;
+pub(crate) mod scale;
 #[cfg(test)]
 mod tests;

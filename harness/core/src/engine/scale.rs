@@ -94,7 +94,7 @@ fn policy(ns: &str, name: &str, types: &[PolicyType], pods: LabelSelector) -> Ne
 
 /// What the synthetic ipBlocks are about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Blocks {
+pub(crate) enum Blocks {
     /// Addresses outside the cluster, or all of it: every pod gets the same answer (from the
     /// internet but the metadata service; egress to 10.0.0.0/8 but the pod network).
     External,
@@ -105,7 +105,7 @@ pub(super) enum Blocks {
 
 /// A world of `pods` pods in `namespaces` namespaces and `policies` policies (at most 8 per
 /// application namespace), addresses known (pods in 10.244.0.0/16).
-pub(super) fn synthetic(namespaces: usize, pods: usize, policies: usize, blocks: Blocks) -> World {
+pub(crate) fn synthetic(namespaces: usize, pods: usize, policies: usize, blocks: Blocks) -> World {
     let mut w = World::default();
     let app_ns = namespaces.saturating_sub(2).max(1);
     let app_pods = pods.saturating_sub(4);

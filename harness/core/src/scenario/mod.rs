@@ -9,7 +9,7 @@ mod cluster;
 mod discover;
 mod expectations;
 mod files;
-mod policy_files;
+pub(crate) mod policy_files;
 mod probes;
 pub mod raw;
 mod steps;

@@ -325,7 +325,7 @@ fn is_document_marker(line: &str) -> bool {
 /// `text` with the documents that contain the given (1-based) lines blanked: every byte but line
 /// breaks becomes a space (after a `---` marker on the document's first line), so that a parse
 /// of the rest finds every other document at its own line, column and byte offset.
-fn blank_documents(text: &str, lines: &BTreeSet<usize>) -> String {
+pub(crate) fn blank_documents(text: &str, lines: &BTreeSet<usize>) -> String {
     // Each line's document: a marker line starts the next one.
     let mut doc_of_line = Vec::new();
     let mut doc = 0;

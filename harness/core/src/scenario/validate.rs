@@ -42,6 +42,7 @@ pub(super) fn validate(raw: &RawScenario, sink: &mut Sink<'_>, loader: Loader<'_
         namespaces: &namespaces,
         pods: &pod_ids,
         externals: &ext_names,
+        any_namespace: false,
     };
     let sources = PolicySources::new(&scenario.path, loader);
     let mut steps = Steps::new(&scenario, pcx, sources);

@@ -1,0 +1,212 @@
+//! `netreach audit`: what a cluster's NetworkPolicies let through, from the cluster (read only)
+//! or from a folder of its manifests.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::audit::{AuditReport, Inventory, manifests, render_text};
+use crate::diag::{Diagnostics, SourceFile};
+use crate::exit;
+use crate::lint::{LintRule, LintSeverity};
+use crate::scenario::MAX_FILE_SIZE;
+
+/// Arguments of `netreach audit`.
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    /// Audit the manifests under this folder (or file) instead of a cluster: Namespaces,
+    /// workloads (one pod per controller, from its template), Services, NetworkPolicies
+    /// (`*.yaml`, `*.yml`, `*.json`; repeatable).
+    #[arg(short = 'f', long = "filename", value_name = "DIR")]
+    pub files: Vec<PathBuf>,
+    /// The kubeconfig context of the cluster to read (get/list only: docs/rbac/netreach-audit.clusterrole.yaml).
+    #[arg(long, env = "NETREACH_CONTEXT")]
+    pub context: Option<String>,
+    /// Only these namespaces' pods, Services and policies (repeatable; namespace labels are
+    /// read for all).
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out a lint rule's findings (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub skip: Vec<String>,
+    /// Make a lint rule's findings errors (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub deny: Vec<String>,
+    /// Make a lint rule's findings info, never failing the exit code (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<String>,
+}
+
+fn rules(flag: &str, names: &[String]) -> Result<Vec<LintRule>, String> {
+    names
+        .iter()
+        .map(|n| {
+            LintRule::from_name(n).ok_or_else(|| {
+                let all: Vec<&str> = LintRule::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "netreach audit: --{flag} {n}: no such rule (rules: {})",
+                    all.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs `netreach audit`. Exit: lint's rule (1 when a finding is an error or a warning), 5 when
+/// an object that may change what connects is not modelled, 3 when the manifests are invalid,
+/// 4 when the cluster cannot be read (a refused list names its verb and resource).
+///
+/// # Errors
+/// When the report cannot be written.
+pub fn main(args: &AuditArgs) -> anyhow::Result<i32> {
+    let (skip, deny, allow) = match (
+        rules("skip", &args.skip),
+        rules("deny", &args.deny),
+        rules("allow", &args.allow),
+    ) {
+        (Ok(s), Ok(d), Ok(a)) => (s, d, a),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("{e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if let Some(both) = deny.iter().find(|r| allow.contains(r)) {
+        eprintln!(
+            "netreach audit: `{}` is given to both --deny and --allow; pick one",
+            both.name()
+        );
+        return Ok(exit::USAGE);
+    }
+    let inv = if args.files.is_empty() {
+        let Some(context) = super::run::require_context(args.context.as_deref()) else {
+            return Ok(exit::USAGE);
+        };
+        let o = crate::kube::audit::AuditOptions {
+            kubeconfig: None,
+            namespaces: args.namespaces.clone(),
+        };
+        match crate::kube::audit::read_cluster(context, &o) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("netreach audit: {e}");
+                return Ok(exit::INFRASTRUCTURE);
+            }
+        }
+    } else {
+        match from_files(&args.files)? {
+            Some(i) => i,
+            None => return Ok(exit::INVALID),
+        }
+    };
+    let mut r = AuditReport::of(&inv);
+    r.skip(&skip);
+    for x in deny {
+        r.set_severity(x, LintSeverity::Error);
+    }
+    for x in allow {
+        r.set_severity(x, LintSeverity::Info);
+    }
+    let text = if args.json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        render_text(&r)
+    };
+    // A closed pipe (`| head`) is not an error.
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
+    eprintln!(
+        "audited {}: {} finding(s) ({} error(s), {} warning(s), {} info); {} object(s) not modelled",
+        r.source,
+        r.findings.len(),
+        r.count(LintSeverity::Error),
+        r.count(LintSeverity::Warning),
+        r.count(LintSeverity::Info),
+        r.unsupported.len()
+    );
+    Ok(r.exit_code())
+}
+
+/// The manifests under `paths`; `None` (after printing every problem) when some are invalid.
+fn from_files(paths: &[PathBuf]) -> anyhow::Result<Option<Inventory>> {
+    let mut found = Vec::new();
+    for p in paths {
+        if let Err(e) = walk(p, &mut found) {
+            eprintln!("netreach audit: cannot read {}: {e}", p.display());
+            return Ok(None);
+        }
+    }
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        eprintln!("netreach audit: no manifests (*.yaml, *.yml, *.json) under the given paths");
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for f in &found {
+        let size = std::fs::metadata(f)?.len();
+        if size > MAX_FILE_SIZE {
+            eprintln!(
+                "netreach audit: {}: larger than {MAX_FILE_SIZE} bytes, the most netreach reads; split it",
+                f.display()
+            );
+            return Ok(None);
+        }
+        match std::fs::read_to_string(f) {
+            Ok(t) => files.push(SourceFile::new(f.clone(), t)),
+            Err(e) => {
+                eprintln!("netreach audit: cannot read {}: {e}", f.display());
+                return Ok(None);
+            }
+        }
+    }
+    let source = format!(
+        "{} ({} file(s))",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        files.len()
+    );
+    let mut d = Diagnostics::default();
+    let inv = manifests::read(&files, &source, &mut d);
+    if !d.0.is_empty() {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        d.sort();
+        eprint!("{}", d.render(color));
+    }
+    Ok((!d.has_errors()).then_some(inv))
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(p)?;
+    if meta.is_file() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for e in entries {
+        let m = std::fs::symlink_metadata(&e)?;
+        if m.is_dir() {
+            walk(&e, out)?;
+        } else if m.is_file()
+            && e.extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
+        {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
