@@ -2,6 +2,9 @@
 //! fault injected at a random instant, summarised into docs/soak.md (between the
 //! `soak-faults:begin`/`soak-faults:end` markers).
 //!
+//! Size: the four faults, the checks of each and the table, in one place (each function is
+//! short; 60 lines are the unit tests).
+//!
 //! Faults, a quarter of the runs each (in a random order from the seed):
 //! - `pod-deleted`: one of the run's probe pods is deleted once it is ready;
 //! - `exec-cut`: netreach talks to the API server through netreach-testkit's proxy, which cuts
