@@ -11,9 +11,10 @@ use std::path::Path;
 
 use libtest_mimic::Failed;
 
+use netreach::known::{self, KnownDeviations};
 use netreach::kube::KubeOptions;
 use netreach::names::Naming;
-use netreach::report::{ScenarioStatus, text};
+use netreach::report::text;
 use netreach::run::{RunOptions, run_scenario};
 use netreach::scenario;
 use netreach::synthesize::{self, Intent, Isolation, Options};
@@ -60,7 +61,10 @@ fn verify(context: &str, id: &str) -> Result<(), Failed> {
         }
         std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    let verify = dir.join(synthesize::VERIFY_FILE);
+    // Its own name, so that the enforcer's known deviations can name its cells.
+    let verify = dir.join(format!("synthesized-{id}.yaml"));
+    std::fs::rename(dir.join(synthesize::VERIFY_FILE), &verify)
+        .map_err(|e| format!("{}: {e}", verify.display()))?;
     let loaded = scenario::load(&verify);
     let _ = std::fs::remove_dir_all(&dir);
     let v = loaded.scenario.ok_or_else(|| {
@@ -80,10 +84,19 @@ fn verify(context: &str, id: &str) -> Result<(), Failed> {
         }),
         &mut |_| {},
     );
-    if r.status != ScenarioStatus::Passed {
+    let one = std::slice::from_ref(&r);
+    let (code, lines) = match std::env::var_os("NETREACH_KNOWN_DEVIATIONS") {
+        Some(p) => {
+            let k = KnownDeviations::load(Path::new(&p)).map_err(|e| e.to_string())?;
+            known::exit_code_with(one, &k)
+        }
+        None => (netreach::report::exit_code(one), Vec::new()),
+    };
+    if code != 0 {
         return Err(format!(
-            "verify.yaml of {rel} (last step) on the cluster:\n{}",
-            text::render_scenario(&r)
+            "verify.yaml of {rel} (last step) on the cluster: exit {code}\n{}\n{}",
+            text::render_scenario(&r),
+            lines.join("\n")
         )
         .into());
     }
