@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::{ContainerPort, Inventory, Namespace, Owner, Pod, Service, ServicePort, Unsupported};
 use crate::diag::{Code, Diagnostic, Diagnostics, Pos, Sink, SourceFile};
-use crate::model::{PodId, Protocol};
+use crate::model::Protocol;
 use crate::policy::raw::RawNetworkPolicy;
 use crate::policy::{self, NetworkPolicy, PolicyContext};
 use crate::scenario::policy_files::blank_documents;
@@ -163,13 +163,7 @@ pub fn read(files: &[SourceFile], source: &str, diags: &mut Diagnostics) -> Inve
     }
     resolve_owners(&mut inv, controllers);
     // Policies last: every namespace is known by now (and any name is one of the cluster's).
-    let (nss, pods, exts) = (BTreeMap::new(), BTreeSet::<PodId>::new(), BTreeSet::new());
-    let cx = PolicyContext {
-        namespaces: &nss,
-        pods: &pods,
-        externals: &exts,
-        any_namespace: true,
-    };
+    let cx = PolicyContext::audit();
     for (fi, others) in np_files {
         let file = &files[fi];
         let text = if others.is_empty() {
@@ -192,11 +186,7 @@ pub fn read(files: &[SourceFile], source: &str, diags: &mut Diagnostics) -> Inve
         for raw in raws {
             let line = sink.pos(&raw.metadata.name).line;
             let origin = format!("{}:{line}", file.path.display());
-            let default_ns = raw.metadata.namespace.is_none().then(|| Sp {
-                value: "default".to_owned(),
-                referenced: raw.metadata.name.referenced,
-                defined: raw.metadata.name.defined,
-            });
+            let default_ns = policy::default_namespace(&raw);
             if let Some(np) = policy::check_policy(raw, default_ns.as_ref(), origin, &cx, &mut sink)
             {
                 inv.policies.push(np);
@@ -230,22 +220,12 @@ pub fn policy_from_json(text: &str, origin: &str) -> Result<NetworkPolicy, Vec<S
         Ok(r) => r,
         Err(d) => return Err(vec![d.message.clone()]),
     };
-    let (nss, pods, exts) = (BTreeMap::new(), BTreeSet::<PodId>::new(), BTreeSet::new());
-    let cx = PolicyContext {
-        namespaces: &nss,
-        pods: &pods,
-        externals: &exts,
-        any_namespace: true,
-    };
+    let cx = PolicyContext::audit();
     let mut sink = Sink {
         file: &file,
         out: &mut diags,
     };
-    let default_ns = raw.metadata.namespace.is_none().then(|| Sp {
-        value: "default".to_owned(),
-        referenced: raw.metadata.name.referenced,
-        defined: raw.metadata.name.defined,
-    });
+    let default_ns = policy::default_namespace(&raw);
     match policy::check_policy(raw, default_ns.as_ref(), origin.to_owned(), &cx, &mut sink) {
         Some(mut np) => {
             for r in np.ingress.iter_mut().chain(np.egress.iter_mut()).flatten() {

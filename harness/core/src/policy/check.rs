@@ -29,6 +29,33 @@ pub struct PolicyContext<'a> {
     pub any_namespace: bool,
 }
 
+static NO_NAMESPACES: BTreeMap<String, bool> = BTreeMap::new();
+static NO_PODS: BTreeSet<PodId> = BTreeSet::new();
+static NO_EXTERNALS: BTreeSet<String> = BTreeSet::new();
+
+impl PolicyContext<'static> {
+    /// An audit's context: any namespace name is the cluster's own; no scenario pods or
+    /// external endpoints to resolve placeholders against.
+    pub fn audit() -> Self {
+        PolicyContext {
+            namespaces: &NO_NAMESPACES,
+            pods: &NO_PODS,
+            externals: &NO_EXTERNALS,
+            any_namespace: true,
+        }
+    }
+}
+
+/// `default` as the namespace of a manifest that names none, positioned at its name (what
+/// `kubectl apply` without `-n` does).
+pub fn default_namespace(raw: &RawNetworkPolicy) -> Option<Sp<String>> {
+    raw.metadata.namespace.is_none().then(|| Sp {
+        value: "default".to_owned(),
+        referenced: raw.metadata.name.referenced,
+        defined: raw.metadata.name.defined,
+    })
+}
+
 /// Validates one manifest. Problems go to `sink`; returns `None` when the policy is unusable.
 pub fn check_policy(
     raw: RawNetworkPolicy,

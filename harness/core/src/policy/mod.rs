@@ -17,4 +17,4 @@ pub use crate::model::policy::{
     PolicyPort, PolicyRef, PolicyType, PortValue, Requirement, Rule,
 };
 pub use addr::parse_addr;
-pub use check::{PolicyContext, check_namespace, check_policy};
+pub use check::{PolicyContext, check_namespace, check_policy, default_namespace};
