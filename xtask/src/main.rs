@@ -117,6 +117,18 @@ fn project_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// The release `netreach` the bench and soak tasks run (`target/release/netreach`).
+pub(crate) fn build_release_netreach() -> Result<()> {
+    status(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--locked",
+        "--bin",
+        "netreach",
+    ]))
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
@@ -257,14 +269,7 @@ fn bench(args: &[String]) -> Result<()> {
     if let Some(o) = only.filter(|o| *o != "suite" && *o != "matrices") {
         bail!("--only takes `suite` or `matrices`, not `{o}`");
     }
-    status(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--locked",
-        "--bin",
-        "netreach",
-    ]))?;
+    build_release_netreach()?;
     let env = cluster::ensure_up(perm)?;
     let root = project_root();
     let machine = machine_line();

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::util::{flag_value, utc_minute};
-use crate::{cargo, cluster, project_root, replace_section, status};
+use crate::{cluster, project_root, replace_section};
 
 /// One run's figures.
 struct RunSummary {
@@ -45,14 +45,7 @@ pub fn main(args: &[String]) -> Result<()> {
             .context("--runs needs a positive number")?,
         None => 20,
     };
-    status(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--locked",
-        "--bin",
-        "netreach",
-    ]))?;
+    crate::build_release_netreach()?;
     let env = cluster::ensure_up(perm)?;
     let root = project_root();
     let dir = root.join("target/soak");

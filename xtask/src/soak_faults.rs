@@ -33,7 +33,7 @@ use crate::cluster::{CONTAINER_LABEL, ClusterEnv};
 use crate::kit::Kit;
 use crate::sanity::Kube;
 use crate::util::{flag_value, utc_minute};
-use crate::{cargo, cluster, project_root, replace_section, status};
+use crate::{cluster, project_root, replace_section};
 
 /// The scenario every run uses: three steps, 25 cells each, no known deviation on kube-router.
 const SCENARIO: &str = "scenarios/three-tier.yaml";
@@ -127,14 +127,7 @@ pub fn main(args: &[String]) -> Result<()> {
                 | 1
         }
     };
-    status(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--locked",
-        "--bin",
-        "netreach",
-    ]))?;
+    crate::build_release_netreach()?;
     let env = cluster::ensure_up(perm)?;
     if env.context != cluster::CONTEXT {
         bail!("soak --faults runs only against the kit's own cluster");
