@@ -133,14 +133,19 @@ fn source_violations(name: &str, text: &str) -> Vec<String> {
             }
         }
     }
+    bad.extend(size_violation(name, text));
+    bad
+}
+
+/// A file over 600 lines without a `//! Size:` line in its first 20 saying why it is not split.
+fn size_violation(name: &str, text: &str) -> Option<String> {
     let lines = text.lines().count();
     let head: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
-    if lines > 600 && !head.contains("//! Size:") {
-        bad.push(format!(
+    (lines > 600 && !head.contains("//! Size:")).then(|| {
+        format!(
             "{name}: {lines} lines and no `//! Size:` line at its top saying why it is not split"
-        ));
-    }
-    bad
+        )
+    })
 }
 
 #[test]
@@ -219,22 +224,14 @@ fn long_files_outside_the_core_say_why() {
     let long: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let text = std::fs::read_to_string(f).ok()?;
-            let head: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
-            (text.lines().count() > 600 && !head.contains("//! Size:")).then(|| {
-                format!(
-                    "{}: {} lines",
-                    f.strip_prefix(root()).unwrap_or(f).display(),
-                    text.lines().count()
-                )
-            })
+            let text = std::fs::read_to_string(f).expect("readable source");
+            size_violation(
+                &f.strip_prefix(root()).unwrap_or(f).display().to_string(),
+                &text,
+            )
         })
         .collect();
-    assert!(
-        long.is_empty(),
-        "files over 600 lines without a `//! Size:` reason:\n{}",
-        long.join("\n")
-    );
+    assert!(long.is_empty(), "{}", long.join("\n"));
 }
 
 /// The top-level module a core source file belongs to (`scenario/steps.rs` -> `scenario`).
