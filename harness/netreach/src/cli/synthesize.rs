@@ -89,7 +89,12 @@ pub fn main(a: &SynthesizeArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn write_files(
+/// Writes the synthesized files under `out` as `netreach synthesize` does (and warns about
+/// stale policy files of an earlier run).
+///
+/// # Errors
+/// When a folder or file cannot be written.
+pub fn write_files(
     out: &Path,
     files: &std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<()> {

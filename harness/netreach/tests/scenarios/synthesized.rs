@@ -54,13 +54,7 @@ fn verify(context: &str, id: &str) -> Result<(), Failed> {
         "netreach-synth-{id}-{}",
         netreach::run::new_run_id()
     ));
-    for (f, body) in &syn.files {
-        let p = dir.join(f);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-        }
-        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
-    }
+    netreach::cli::synthesize::write_files(&dir, &syn.files).map_err(|e| e.to_string())?;
     // Its own name, so that the enforcer's known deviations can name its cells.
     let verify = dir.join(format!("synthesized-{id}.yaml"));
     std::fs::rename(dir.join(synthesize::VERIFY_FILE), &verify)
