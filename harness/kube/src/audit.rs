@@ -3,7 +3,7 @@
 //!
 //! Namespaces (all of them: namespaceSelectors see every namespace's labels), then per audited
 //! namespace (all, or `--namespace`) pods, ReplicaSets (a pod's ReplicaSet → its Deployment),
-//! Services and NetworkPolicies. Each NetworkPolicy goes through the core's strict parser
+//! Jobs (a pod's Job → its CronJob), Services and NetworkPolicies. Each NetworkPolicy goes through the core's strict parser
 //! ([`manifests::policy_from_json`]); one that does not validate (a field of a newer API) is an
 //! [`Unsupported`] entry, not dropped. Whether the API server serves AdminNetworkPolicy
 //! (`policy.networking.k8s.io`) is asked of discovery, which every authenticated user may read;
@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Pod as K8sPod, Service as K8sService};
 use k8s_openapi::api::networking::v1::NetworkPolicy as K8sPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -135,17 +136,18 @@ async fn read(context: &str, c: &Client, o: &AuditOptions) -> Result<Inventory, 
     for ns in scopes {
         let pods: Vec<K8sPod> = list(context, c, ns, "pods").await?;
         let rss: Vec<ReplicaSet> = list(context, c, ns, "replicasets").await?;
+        let jobs: Vec<Job> = list(context, c, ns, "jobs").await?;
         let services: Vec<K8sService> = list(context, c, ns, "services").await?;
         let policies: Vec<K8sPolicy> = list(context, c, ns, "networkpolicies").await?;
-        let rs_owner: BTreeMap<(String, String), Owner> = rss
+        // A pod's ReplicaSet stands for its Deployment, a pod's Job for its CronJob.
+        let up: Uplinks = rss
             .iter()
-            .filter_map(|rs| {
-                let o = owner(&rs.metadata)?;
-                Some(((ns_of(&rs.metadata), rs.metadata.name.clone()?), o))
-            })
+            .map(|rs| ("ReplicaSet", &rs.metadata))
+            .chain(jobs.iter().map(|j| ("Job", &j.metadata)))
+            .filter_map(|(k, m)| Some(((ns_of(m), k, m.name.clone()?), owner(m)?)))
             .collect();
         for p in &pods {
-            if let Some(x) = convert_pod(p, &rs_owner) {
+            if let Some(x) = convert_pod(p, &up) {
                 inv.pods.push(x);
             }
         }
@@ -198,8 +200,11 @@ fn protocol(p: Option<&str>) -> Protocol {
     p.and_then(Protocol::parse).unwrap_or(Protocol::Tcp)
 }
 
+/// The owner of a ReplicaSet or Job, by (namespace, kind, name).
+type Uplinks = BTreeMap<(String, &'static str, String), Owner>;
+
 /// A pod that runs or will (finished pods are left out).
-fn convert_pod(p: &K8sPod, rs_owner: &BTreeMap<(String, String), Owner>) -> Option<Pod> {
+fn convert_pod(p: &K8sPod, uplinks: &Uplinks) -> Option<Pod> {
     let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Succeeded" | "Failed")) {
         return None;
@@ -207,8 +212,8 @@ fn convert_pod(p: &K8sPod, rs_owner: &BTreeMap<(String, String), Owner>) -> Opti
     let ns = ns_of(&p.metadata);
     let mut o = owner(&p.metadata);
     if let Some(x) = &o
-        && x.kind == "ReplicaSet"
-        && let Some(up) = rs_owner.get(&(ns.clone(), x.name.clone()))
+        && let Some(k) = ["ReplicaSet", "Job"].into_iter().find(|k| *k == x.kind)
+        && let Some(up) = uplinks.get(&(ns.clone(), k, x.name.clone()))
     {
         o = Some(up.clone());
     }

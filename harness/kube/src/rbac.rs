@@ -165,6 +165,12 @@ static AUDIT: &[Perm] = &[
         verbs: &["get", "list", "watch"],
         why: "workloads by name",
     },
+    Perm {
+        group: "batch",
+        resource: "jobs",
+        verbs: &["get", "list", "watch"],
+        why: "a pod's workload: Job -> CronJob",
+    },
 ];
 
 /// The manifest for a mode: a ClusterRole (own namespaces, audit) or a Role (given

@@ -159,7 +159,10 @@ fn browser_test() -> Result<Completion, Failed> {
     let bi = big_reports.len() - 1;
     let bigr = &big_reports[bi];
 
+    let audit = audit_expectations(&out, &info)?;
+
     let expect = json!({
+        "audit": audit,
         "chromium": chromium,
         "out": out,
         "report": out.join("report.html"),
@@ -243,6 +246,76 @@ fn browser_test() -> Result<Completion, Failed> {
         "graph.svg has the three-tier nodes",
     )?;
     Ok(Completion::Completed)
+}
+
+/// `netreach audit --html` of fixtures/audit, and what its page must show (computed from the
+/// audit report, not from the page's code).
+fn audit_expectations(out: &Path, info: &RunInfo) -> Result<serde_json::Value, Failed> {
+    use netreach::audit::{AuditReport, html as ahtml, manifests};
+    use netreach::diag::{Diagnostics, SourceFile};
+    use netreach::engine::Spec;
+    let dir = root().join("fixtures/audit");
+    let mut files = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    paths.sort();
+    for f in paths {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        files.push(SourceFile::new(f, text));
+    }
+    let mut d = Diagnostics::default();
+    let inv = manifests::read(&files, "fixtures/audit", &mut d);
+    check(!d.has_errors(), d.render(false))?;
+    let r = AuditReport::of(&inv);
+    let page = ahtml::render_html(&r, info);
+    write(&out.join("audit.html"), &page)?;
+    let g = ahtml::audit_graph(&r).ok_or("the fixture's graph is small")?;
+    let svg_text = svg::svg(&g, "audit");
+    write(&out.join("audit.svg"), &svg_text)?;
+    let (root_el, svg_nodes_found) = svg_nodes(&svg_text)?;
+    let names: Vec<&str> = r.workloads.iter().map(|w| w.name.as_str()).collect();
+    check(root_el == "svg", "audit.svg is SVG")?;
+    check(
+        svg_nodes_found == names,
+        format!("audit.svg nodes {svg_nodes_found:?}, want {names:?}"),
+    )?;
+    let ns = |w: &str| {
+        w.split_once('/')
+            .map_or(w.to_owned(), |(a, _)| a.to_owned())
+    };
+    let allowed: BTreeSet<(String, String)> = r
+        .reach
+        .iter()
+        .filter(|x| x.verdict == Spec::Allow)
+        .map(|x| (x.from.clone(), x.to.clone()))
+        .collect();
+    let n = names.len();
+    let cross_cells = names
+        .iter()
+        .flat_map(|a| names.iter().map(move |b| (a, b)))
+        .filter(|(a, b)| ns(a) != ns(b))
+        .count();
+    // A cross-namespace allowed pair decided by a policy: clicking it shows its reason.
+    let sample = r
+        .reach
+        .iter()
+        .find(|x| x.verdict == Spec::Allow && x.by_policy && ns(&x.from) != ns(&x.to))
+        .ok_or("the fixture allows a path across namespaces by policy")?;
+    let fi = names.iter().position(|w| *w == sample.from).ok_or("from")?;
+    let ti = names.iter().position(|w| *w == sample.to).ok_or("to")?;
+    Ok(json!({
+        "file": out.join("audit.html"),
+        "cells": n * n,
+        "allowedCells": allowed.len(),
+        "crossCells": cross_cells,
+        "summary": ahtml::summary_line(&r),
+        "findings": r.findings.len(),
+        "nodes": names,
+        "edges": allowed.iter().filter(|(a, b)| a != b).map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
+        "sample": {"p": fi * n + ti, "port": sample.port.to_string(), "reason": sample.reason},
+    }))
 }
 
 fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {

@@ -22,6 +22,7 @@
 //! pods no policy tells apart share a verdict) and reasons from [`crate::engine::explain`] on
 //! one representative pod pair per verdict.
 
+pub mod html;
 pub mod manifests;
 mod reach;
 mod render;

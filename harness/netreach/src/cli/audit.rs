@@ -28,6 +28,13 @@ pub struct AuditArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the audit as one self-contained HTML page here: findings, namespaces, the
+    /// workload matrix with every pair's ports and reasons, the graph.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the graph of who may reach whom as an SVG document here.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
     /// Leave out a lint rule's findings (repeatable).
     #[arg(long, value_name = "RULE")]
     pub skip: Vec<String>,
@@ -108,6 +115,35 @@ pub fn main(args: &AuditArgs) -> anyhow::Result<i32> {
     for x in allow {
         r.set_severity(x, LintSeverity::Info);
     }
+    if let Some(path) = &args.html {
+        let info = crate::report::html::RunInfo {
+            context: args
+                .files
+                .is_empty()
+                .then(|| args.context.clone())
+                .flatten(),
+            cluster_version: if args.files.is_empty() {
+                args.context
+                    .as_deref()
+                    .and_then(|c| crate::kube::server_version(c, None))
+            } else {
+                None
+            },
+            started: Some(std::time::SystemTime::now()),
+            ..crate::report::html::RunInfo::new()
+        };
+        write_file(path, &crate::audit::html::render_html(&r, &info), "--html")?;
+    }
+    if let Some(path) = &args.svg {
+        match crate::audit::html::audit_graph(&r) {
+            Some(g) => write_file(path, &crate::report::html::svg::svg(&g, "audit"), "--svg")?,
+            None => eprintln!(
+                "netreach audit: --svg: {} workloads, more than the {} a readable graph holds; not written (audit fewer namespaces)",
+                r.workloads.len(),
+                crate::audit::html::MAX_GRAPH
+            ),
+        }
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&r)? + "\n"
     } else {
@@ -129,6 +165,16 @@ pub fn main(args: &AuditArgs) -> anyhow::Result<i32> {
         r.unsupported.len()
     );
     Ok(r.exit_code())
+}
+
+/// Writes `text` to `path` (for `flag`), through a temporary file so a reader never sees half.
+fn write_file(path: &Path, text: &str, flag: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| anyhow::anyhow!("netreach audit: {flag} {}: {e}", path.display()))?;
+    eprintln!("netreach audit: wrote {}", path.display());
+    Ok(())
 }
 
 /// The manifests under `paths`; `None` (after printing every problem) when some are invalid.

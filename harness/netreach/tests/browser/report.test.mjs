@@ -145,6 +145,41 @@ try {
   eq(foreign, [], 'requests other than the file itself');
   await page.close();
 
+  // ---- netreach audit --html ------------------------------------------------------------------
+  {
+    const A = E.audit;
+    const url = pathToFileURL(A.file).href;
+    const p = await context.newPage();
+    p.on('pageerror', (e) => failures.push('audit page error: ' + e.message));
+    await p.goto(url, { waitUntil: 'load' });
+    await p.waitForFunction(() => window.nrAudit && window.nrAudit.ready > 0);
+    eq(await p.textContent('#na-context'), E.header.context, 'audit header: context');
+    eq(await p.textContent('#na-cluster'), E.header.cluster, 'audit header: cluster version');
+    eq(await p.textContent('#na-version'), E.header.version, 'audit header: netreach version');
+    eq(await p.textContent('#na-summary'), A.summary, 'audit summary line');
+    eq(await p.locator('#na-findings tbody tr').count(), A.findings, 'audit findings');
+    eq(await p.locator('#na-grid td.c').count(), A.cells, 'audit matrix cells');
+    await p.click(`#na-grid td.c[data-p="${A.sample.p}"]`);
+    check(await p.locator('#na-detail').isVisible(), 'the audit detail panel opens');
+    const detail = await p.textContent('#na-detail');
+    check(detail.includes(A.sample.port) && detail.includes(A.sample.reason), 'the panel names the port and the reason: ' + detail);
+    await p.screenshot({ path: join(E.out, 'audit.png'), fullPage: true });
+    await p.keyboard.press('Escape');
+    await p.check('#na-filter-allowed');
+    eq(await visible(p, '#na-grid td.c'), A.allowedCells, 'allowed-only filter');
+    await p.check('#na-filter-cross');
+    eq(await visible(p, '#na-grid td.c'), A.crossCells, 'across-namespaces filter');
+    await p.check('input[name="na-filter"][value="all"]');
+    eq(await visible(p, '#na-grid td.c'), A.cells, 'every pair again');
+    const an = await p.locator('#na-graph svg [data-node]').evaluateAll((els) => els.map((e) => e.dataset.node));
+    eq(an, A.nodes, 'audit graph nodes');
+    const ae = await p.locator('#na-graph svg path[data-from]').evaluateAll((els) => els.map((e) => [e.dataset.from, e.dataset.to]).sort());
+    eq(ae, A.edges, 'audit graph edges');
+    const foreignA = requests.filter((u) => u !== url && !u.startsWith('file:') && !u.startsWith('data:') && !u.startsWith('blob:'));
+    eq(foreignA, [], 'requests from the audit page');
+    await p.close();
+  }
+
   // ---- 13 scenarios and 1,800 cells a step: timings -------------------------------------------
   const G = E.bigReport;
   const loads = [];

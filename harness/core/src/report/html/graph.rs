@@ -229,40 +229,24 @@ pub(crate) fn port_label(c: &crate::model::CellKey) -> String {
     }
 }
 
-/// Lays out the graph of one step of a scenario.
-pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
-    // Nodes, keyed by (group, label) through their ids.
-    let mut ids: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for c in &step.results {
-        let from = Target::Pod(c.cell.from.clone());
-        ids.insert(from.to_string(), place(&from));
-        ids.insert(c.cell.to.to_string(), place(&c.cell.to));
-    }
-    // Group order: the report's namespaces, then any other namespace, then externals and names.
-    let mut group_names: Vec<String> = r.namespaces.iter().map(|(l, _)| l.clone()).collect();
-    let mut rest: Vec<String> = ids
-        .values()
-        .map(|(g, _)| g.clone())
-        .filter(|g| g != EXTERNAL && g != DNS && !group_names.contains(g))
-        .collect();
-    rest.sort();
-    rest.dedup();
-    group_names.extend(rest);
-    for pseudo in [EXTERNAL, DNS] {
-        if ids.values().any(|(g, _)| g == pseudo) {
-            group_names.push(pseudo.into());
-        }
-    }
-    let real = |g: &str| {
-        r.namespaces
-            .iter()
-            .find(|(l, _)| l == g)
-            .map(|(_, re)| re.clone())
-            .filter(|re| re != g)
-    };
+/// Nodes laid out in their groups.
+struct Placed {
+    groups: Vec<Group>,
+    nodes: Vec<Node>,
+    node_w: f64,
+    width: f64,
+    bottom: f64,
+}
+
+/// Lays out `ids` (node id → group, label) in `group_names` (name, real name when it differs),
+/// groups left to right in that order, wrapping into rows; empty groups are left out.
+fn place_nodes(
+    group_names: &[(String, Option<String>)],
+    ids: &BTreeMap<String, (String, String)>,
+) -> Placed {
     let mut members: Vec<Vec<(String, String)>> = vec![Vec::new(); group_names.len()];
-    for (id, (g, label)) in &ids {
-        if let Some(gi) = group_names.iter().position(|n| n == g) {
+    for (id, (g, label)) in ids {
+        if let Some(gi) = group_names.iter().position(|(n, _)| n == g) {
             members[gi].push((label.clone(), id.clone()));
         }
     }
@@ -281,14 +265,13 @@ pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
     let (mut x, mut y, mut row_h, mut width) = (MARGIN, top, 0.0_f64, 0.0_f64);
     let mut groups = Vec::new();
     let mut nodes = Vec::new();
-    for (gi, name) in group_names.iter().enumerate() {
+    for (gi, (name, real)) in group_names.iter().enumerate() {
         let n = members[gi].len();
         if n == 0 {
             continue;
         }
         let cols = (1..=n).find(|c| c * c >= n).unwrap_or(n);
         let rows = n.div_ceil(cols);
-        let real = real(name);
         let title_len = name.chars().count() + real.as_ref().map_or(0, |r| r.chars().count() + 3);
         let grid_w = cols as f64 * node_w + (cols - 1) as f64 * GAP_X;
         let w = (grid_w + 2.0 * PAD).max(title_len as f64 * CHAR_W + 2.0 * PAD);
@@ -313,7 +296,7 @@ pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
         }
         groups.push(Group {
             name: name.clone(),
-            real,
+            real: real.clone(),
             x: round(x),
             y: round(y),
             w: round(w),
@@ -324,6 +307,136 @@ pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
         row_h = row_h.max(h);
     }
     let groups_bottom = y + row_h;
+    Placed {
+        groups,
+        nodes,
+        node_w,
+        width,
+        bottom: groups_bottom,
+    }
+}
+
+/// The legend under the groups, and the whole drawing's size.
+fn finish(caption: String, placed: Placed, edges: Vec<Edge>) -> Graph {
+    let Placed {
+        groups,
+        nodes,
+        node_w,
+        width,
+        bottom: groups_bottom,
+    } = placed;
+    let width = width.max(2.0 * MARGIN + 560.0);
+    // The legend under the groups, wrapped to the drawing's width.
+    let mut legend = Vec::new();
+    let (mut lx, mut ly) = (0.0, 0.0);
+    for k in EdgeKind::ALL.into_iter().rev() {
+        if !edges.iter().any(|e| e.kind == k) {
+            continue;
+        }
+        let w = legend_width(k);
+        if lx > 0.0 && lx + w > width - 2.0 * MARGIN {
+            lx = 0.0;
+            ly += LEGEND_ROW;
+        }
+        legend.push((k, lx, ly));
+        lx += w;
+    }
+    let legend_y = groups_bottom + MARGIN;
+    let height = legend_y + ly + LEGEND_ROW + MARGIN / 2.0;
+    Graph {
+        caption,
+        width: round(width),
+        height: round(height),
+        node_w,
+        node_h: NODE_H,
+        groups,
+        nodes,
+        edges,
+        legend_y: round(legend_y),
+        legend,
+    }
+}
+
+/// A graph of any nodes and arrows: `groups` in drawing order (name, real name when it
+/// differs), `nodes` (id, group name, label), `edges` between node ids (unknown ids are left
+/// out), e.g. the workloads of an audit.
+pub fn layout(
+    caption: String,
+    groups: &[(String, Option<String>)],
+    nodes: &[(String, String, String)],
+    edges: Vec<(String, String, EdgeKind, Vec<String>)>,
+) -> Graph {
+    let ids: BTreeMap<String, (String, String)> = nodes
+        .iter()
+        .map(|(id, g, l)| (id.clone(), (g.clone(), l.clone())))
+        .collect();
+    let placed = place_nodes(groups, &ids);
+    let index: BTreeMap<&str, usize> = placed
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let mut edges: Vec<Edge> = edges
+        .into_iter()
+        .filter_map(|(f, t, kind, cells)| {
+            let (&from, &to) = (index.get(f.as_str())?, index.get(t.as_str())?);
+            (from != to).then_some(Edge {
+                from,
+                to,
+                kind,
+                cells,
+                mismatched: Vec::new(),
+            })
+        })
+        .collect();
+    edges.sort_by_key(|e| (e.from, e.to));
+    finish(caption, placed, edges)
+}
+
+/// Lays out the graph of one step of a scenario.
+pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
+    // Nodes, keyed by (group, label) through their ids.
+    let mut ids: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for c in &step.results {
+        let from = Target::Pod(c.cell.from.clone());
+        ids.insert(from.to_string(), place(&from));
+        ids.insert(c.cell.to.to_string(), place(&c.cell.to));
+    }
+    // Group order: the report's namespaces, then any other namespace, then externals and names.
+    let mut group_names: Vec<String> = r.namespaces.iter().map(|(l, _)| l.clone()).collect();
+    let mut rest: Vec<String> = ids
+        .values()
+        .map(|(g, _)| g.clone())
+        .filter(|g| g != EXTERNAL && g != DNS && !group_names.contains(g))
+        .collect();
+    rest.sort();
+    rest.dedup();
+    group_names.extend(rest);
+    for pseudo in [EXTERNAL, DNS] {
+        if ids.values().any(|(g, _)| g == pseudo) {
+            group_names.push(pseudo.into());
+        }
+    }
+    let named: Vec<(String, Option<String>)> = group_names
+        .iter()
+        .map(|g| {
+            let real = r
+                .namespaces
+                .iter()
+                .find(|(l, _)| l == g)
+                .map(|(_, re)| re.clone())
+                .filter(|re| re != g);
+            (g.clone(), real)
+        })
+        .collect();
+    let Placed {
+        groups,
+        mut nodes,
+        node_w,
+        width,
+        bottom: groups_bottom,
+    } = place_nodes(&named, &ids);
 
     // Arrows: every cell between two different nodes, by pair.
     let index: BTreeMap<String, usize> = nodes
@@ -378,42 +491,22 @@ pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
         .into_values()
         .filter_map(|(kind, e)| kind.map(|kind| Edge { kind, ..e }))
         .collect();
-    let edges: Vec<Edge> = edges;
-    let width = width.max(2.0 * MARGIN + 560.0);
-    // The legend under the groups, wrapped to the drawing's width.
-    let mut legend = Vec::new();
-    let (mut lx, mut ly) = (0.0, 0.0);
-    for k in EdgeKind::ALL.into_iter().rev() {
-        if !edges.iter().any(|e| e.kind == k) {
-            continue;
-        }
-        let w = legend_width(k);
-        if lx > 0.0 && lx + w > width - 2.0 * MARGIN {
-            lx = 0.0;
-            ly += LEGEND_ROW;
-        }
-        legend.push((k, lx, ly));
-        lx += w;
-    }
-    let legend_y = groups_bottom + MARGIN;
-    let height = legend_y + ly + LEGEND_ROW + MARGIN / 2.0;
-    Graph {
-        caption: format!(
+    finish(
+        format!(
             "{} · step {} \u{201c}{}\u{201d}",
             r.full_name(),
             step.index,
             step.name
         ),
-        width: round(width),
-        height: round(height),
-        node_w,
-        node_h: NODE_H,
-        groups,
-        nodes,
+        Placed {
+            groups,
+            nodes,
+            node_w,
+            width,
+            bottom: groups_bottom,
+        },
         edges,
-        legend_y: round(legend_y),
-        legend,
-    }
+    )
 }
 
 pub(crate) fn round(v: f64) -> f64 {
