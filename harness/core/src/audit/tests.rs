@@ -411,3 +411,52 @@ fn audit_benchmark() {
         assert_eq!(r.counts["pods"], 2000);
     }
 }
+
+/// What `kubectl get networkpolicy -o yaml` adds to a policy: the server's metadata and a
+/// status. The audit of such an export says what the audit of the applied files says.
+#[test]
+fn policies_exported_with_server_metadata_read_as_applied() {
+    let files = fixture();
+    let clean = AuditReport::of(&read(&files).0);
+    let exported: Vec<SourceFile> = files
+        .iter()
+        .map(|f| {
+            let mut t = f.text.replace(
+                "\nmetadata:\n",
+                "\nmetadata:\n  uid: 3f2c1d7e-8a3b-4c55-9e1f-0a2b3c4d5e6f\n  resourceVersion: \"48211\"\n  generation: 2\n  creationTimestamp: \"2026-11-30T09:12:44Z\"\n  managedFields:\n    - manager: kubectl-client-side-apply\n      operation: Update\n      apiVersion: networking.k8s.io/v1\n      fieldsType: FieldsV1\n      fieldsV1: {f:spec: {}}\n",
+            );
+            t = t.replace(
+                "\nmetadata: {",
+                "\nmetadata: {uid: 3f2c1d7e-8a3b-4c55-9e1f-0a2b3c4d5e6f, resourceVersion: \"48211\", generation: 1, creationTimestamp: \"2026-11-30T09:12:44Z\", managedFields: [{manager: kubectl, operation: Update}], ",
+            );
+            t = t.replace("\n---\n", "\nstatus: {}\n---\n");
+            SourceFile::new(f.path.clone(), t)
+        })
+        .collect();
+    assert!(exported[3].text.contains("managedFields"));
+    let (inv, d) = read(&exported);
+    assert!(d.0.is_empty(), "{:?}", d.0);
+    let r = AuditReport::of(&inv);
+    let gist = |r: &AuditReport| -> Vec<(LintRule, String, String)> {
+        r.findings
+            .iter()
+            .map(|f| (f.rule, f.policy.clone(), f.message.clone()))
+            .collect()
+    };
+    assert_eq!(gist(&r), gist(&clean));
+    assert_eq!(r.reach.len(), clean.reach.len());
+    assert_eq!(inv.policies.len(), read(&files).0.policies.len());
+}
+
+/// A misspelt metadata field is still an error: only the server's own fields are let through.
+#[test]
+fn a_misspelt_metadata_field_is_still_an_error() {
+    let t = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: x\n  namespace: web\n  lables: {a: b}\nspec:\n  podSelector: {}\n";
+    let (_, d) = read(&[SourceFile::new("p.yaml", t.to_owned())]);
+    assert!(d.has_errors(), "lables must be rejected");
+    assert!(
+        d.0.iter().any(|x| x.message.contains("lables")),
+        "{:?}",
+        d.0
+    );
+}

@@ -25,11 +25,15 @@ pub struct RawNetworkPolicy {
     /// The policy.
     #[serde(default)]
     pub spec: Option<RawPolicySpec>,
+    /// What the API server reports (`kubectl get -o yaml` writes it); read and ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub status: Option<serde::de::IgnoredAny>,
 }
 
 /// The metadata fields a policy may carry.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMetadata {
     /// Policy name (a DNS subdomain).
     #[schemars(with = "String")]
@@ -44,6 +48,48 @@ pub struct RawMetadata {
     /// Annotations, passed through.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// The fields below are the API server's (`kubectl get -o yaml` writes them): read and
+    /// ignored, so a policy exported from a cluster reads as it was applied. netreach never
+    /// applies them.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub uid: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub resource_version: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub generation: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub creation_timestamp: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub deletion_timestamp: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub deletion_grace_period_seconds: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub managed_fields: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub self_link: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub owner_references: Option<serde::de::IgnoredAny>,
+    /// Set by the API server; ignored.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub finalizers: Option<serde::de::IgnoredAny>,
 }
 
 /// `spec` of a NetworkPolicy.
