@@ -134,6 +134,10 @@ enum Command {
     /// between workloads, isolation per namespace and workload, every lint finding. Reads the
     /// cluster of --context with get/list only, or the manifests of -f DIR.
     Audit(netreach::cli::audit::AuditArgs),
+    /// Write a scenario that reproduces live namespaces on a test cluster: their labels, one
+    /// probe pod per workload (labels, declared ports), their policies as files, and the
+    /// expectations the specification computes. Reads with get/list only.
+    Snapshot(netreach::cli::audit::SnapshotArgs),
     /// Delete namespaces of netreach runs that are no longer alive (stale heartbeat).
     Gc(netreach::cli::gc::GcArgs),
     /// Check a cluster before trusting it: API, permissions, PodSecurity, the probe image, DNS,
@@ -228,6 +232,7 @@ fn main() -> ExitCode {
             json,
         ),
         Command::Audit(args) => netreach::cli::audit::main(&args),
+        Command::Snapshot(args) => netreach::cli::audit::snapshot_main(&args),
         Command::Gc(args) => netreach::cli::gc::main(&args),
         Command::Doctor(args) => netreach::cli::doctor::main(&args),
         Command::Rbac(args) => netreach::cli::doctor::rbac_main(&args),

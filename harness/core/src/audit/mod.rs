@@ -26,6 +26,7 @@ pub mod html;
 pub mod manifests;
 mod reach;
 mod render;
+pub mod snapshot;
 mod summary;
 
 pub use render::render_text;

@@ -34,7 +34,7 @@ mod cover;
 mod intent;
 mod model;
 mod prove;
-mod render;
+pub(crate) mod render;
 mod report;
 mod rules;
 mod select;

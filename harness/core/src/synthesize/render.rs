@@ -168,7 +168,7 @@ fn rule(r: &Rule, peer_key: &str, cells: &[CellKey], ind: usize) -> Vec<String> 
     out
 }
 
-fn policy_lines(p: &NetworkPolicy, rule_cells: &[Vec<CellKey>]) -> Vec<String> {
+pub(crate) fn policy_lines(p: &NetworkPolicy, rule_cells: &[Vec<CellKey>]) -> Vec<String> {
     let mut out = vec![
         "apiVersion: networking.k8s.io/v1".to_owned(),
         "kind: NetworkPolicy".to_owned(),

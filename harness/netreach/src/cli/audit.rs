@@ -167,13 +167,100 @@ pub fn main(args: &AuditArgs) -> anyhow::Result<i32> {
     Ok(r.exit_code())
 }
 
+/// Arguments of `netreach snapshot`.
+#[derive(clap::Args, Debug)]
+pub struct SnapshotArgs {
+    /// Snapshot the manifests under this folder (or file) instead of a cluster (repeatable).
+    #[arg(short = 'f', long = "filename", value_name = "DIR")]
+    pub files: Vec<PathBuf>,
+    /// The kubeconfig context of the cluster to read (get/list only, as `netreach audit`).
+    #[arg(long, env = "NETREACH_CONTEXT")]
+    pub context: Option<String>,
+    /// The namespaces to reproduce (repeatable, at least one).
+    #[arg(long = "namespace", value_name = "NAMESPACE", required = true)]
+    pub namespaces: Vec<String>,
+    /// The folder to write the scenario (`snapshot.yaml`) and its policy files into.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Runs `netreach snapshot`: exit 0 when written, 2 on bad arguments, 3 invalid manifests, 4
+/// the cluster cannot be read.
+///
+/// # Errors
+/// When the files cannot be written.
+pub fn snapshot_main(args: &SnapshotArgs) -> anyhow::Result<i32> {
+    let inv = if args.files.is_empty() {
+        let Some(context) = super::run::require_context(args.context.as_deref()) else {
+            return Ok(exit::USAGE);
+        };
+        // Namespace labels of every namespace, objects of the chosen ones.
+        let o = crate::kube::audit::AuditOptions {
+            kubeconfig: None,
+            namespaces: args.namespaces.clone(),
+        };
+        match crate::kube::audit::read_cluster(context, &o) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("netreach snapshot: {e}");
+                return Ok(exit::INFRASTRUCTURE);
+            }
+        }
+    } else {
+        match from_files(&args.files)? {
+            Some(i) => i,
+            None => return Ok(exit::INVALID),
+        }
+    };
+    let snap = match crate::audit::snapshot::snapshot(&inv, &args.namespaces) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("netreach snapshot: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("netreach snapshot: {}: {e}", args.out.display()))?;
+    for (rel, text) in &snap.files {
+        let p = args.out.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)
+                .map_err(|e| anyhow::anyhow!("netreach snapshot: {}: {e}", d.display()))?;
+        }
+        write_file(&p, text, "-o")?;
+    }
+    // What it wrote must load: a scenario that does not is a bug, said as one.
+    let scenario = args.out.join(crate::audit::snapshot::SCENARIO_FILE);
+    let l = crate::scenario::load(&scenario);
+    if l.scenario.is_none() {
+        eprint!("{}", l.diagnostics.render(false));
+        anyhow::bail!(
+            "netreach snapshot: the scenario written to {} does not load (a netreach bug; please report it with the lines above)",
+            scenario.display()
+        );
+    }
+    eprintln!(
+        "netreach snapshot: {} probe pod(s) for {} workload(s), {} policy file(s); replay with `netreach run --context <test cluster> {}`",
+        snap.pods.len(),
+        snap.pods.len(),
+        snap.files.len() - 1,
+        args.out.display()
+    );
+    for l in &snap.left_out {
+        eprintln!("  left out: {l}");
+    }
+    Ok(exit::SUCCESS)
+}
+
 /// Writes `text` to `path` (for `flag`), through a temporary file so a reader never sees half.
 fn write_file(path: &Path, text: &str, flag: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| anyhow::anyhow!("netreach audit: {flag} {}: {e}", path.display()))?;
-    eprintln!("netreach audit: wrote {}", path.display());
+    if flag != "-o" {
+        eprintln!("netreach audit: wrote {}", path.display());
+    }
     Ok(())
 }
 

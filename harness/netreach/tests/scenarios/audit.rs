@@ -2,7 +2,9 @@
 //! Services and the four classic policy mistakes, created with the admin context as a user's
 //! kubectl would; the binary audits them as a ServiceAccount bound to exactly the shipped
 //! `netreach-audit` ClusterRole, then audits the same objects written to a folder (`-f`), and
-//! both must say the same.
+//! both must say the same; then snapshots the live namespaces (the same read-only account),
+//! replays the snapshot with `netreach run` in fresh namespaces, and what the enforcer let
+//! through must be what the audit said.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -369,6 +371,120 @@ fn live_cluster_and_its_manifests_agree(admin: &str) -> Result<(), Failed> {
             a.difference(&b).collect::<Vec<_>>(),
             b.difference(&a).collect::<Vec<_>>()
         ),
+    )?;
+    snapshot_replays_as_audited(admin, &sa, &names, &live)
+}
+
+/// `netreach snapshot` of the live namespaces (as the read-only ServiceAccount), replayed with
+/// `netreach run` on the same cluster in fresh namespaces: the run passes, and over the
+/// snapshot's cells what the enforcer let through is what the live audit says.
+fn snapshot_replays_as_audited(
+    admin: &str,
+    sa: &super::support::Sa,
+    names: &Names,
+    live: &Value,
+) -> Result<(), Failed> {
+    let dir = scratch(&format!("snapshot-{}", names.web));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.display().to_string();
+    let mut args = vec!["--context", sa.context.as_str(), "-o", dir_s.as_str()];
+    for n in names.all() {
+        args.extend(["--namespace", n]);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .arg("snapshot")
+        .args(&args)
+        .env("KUBECONFIG", &sa.kubeconfig)
+        .output()
+        .map_err(|e| format!("netreach snapshot: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    check(
+        out.status.code() == Some(0),
+        format!("snapshot: exit {:?}\n{err}", out.status.code()),
+    )?;
+    let scenario = std::fs::read_to_string(dir.join("snapshot.yaml")).map_err(|e| e.to_string())?;
+    for field in ["env:", "image:", "args:", "volumes:"] {
+        check(
+            !scenario
+                .lines()
+                .any(|l| l.trim_start().trim_start_matches("- ").starts_with(field)),
+            format!("the snapshot copies `{field}`:\n{scenario}"),
+        )?;
+    }
+    let report = dir.join("replay.json");
+    let report_s = report.display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(["run", "--context", admin, "--json", &report_s])
+        .arg(dir.join("snapshot.yaml"))
+        .output()
+        .map_err(|e| format!("netreach run: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    check(
+        out.status.code() == Some(0),
+        format!(
+            "the replay failed: exit {:?}\n{text}\n{err}\n{scenario}",
+            out.status.code()
+        ),
+    )?;
+    let replay: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    // Probe pods are named after their workload, in the workload's (logical) namespace.
+    let audited: std::collections::BTreeMap<(String, String, String), bool> = live["reach"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                (
+                    r["from"].as_str().unwrap_or_default().to_owned(),
+                    r["to"].as_str().unwrap_or_default().to_owned(),
+                    format!(
+                        "{}/{}",
+                        r["port"]["port"],
+                        r["port"]["protocol"].as_str().unwrap_or_default()
+                    ),
+                ),
+                r["verdict"] == "allow",
+            )
+        })
+        .collect();
+    let mut compared = 0;
+    let mut differ = Vec::new();
+    for c in replay["scenarios"][0]["steps"][0]["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let key = (
+            c["cell"]["from"].as_str().unwrap_or_default().to_owned(),
+            c["cell"]["to"].as_str().unwrap_or_default().to_owned(),
+            format!(
+                "{}/{}",
+                c["cell"]["port"]["port"],
+                c["cell"]["port"]["protocol"].as_str().unwrap_or_default()
+            ),
+        );
+        let Some(&allowed) = audited.get(&key) else {
+            continue;
+        };
+        compared += 1;
+        let observed = c["observed"].as_str().unwrap_or_default();
+        if (observed == "allowed") != allowed {
+            differ.push(format!(
+                "{key:?}: observed {observed}, audit allowed={allowed}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    check(
+        differ.is_empty(),
+        format!("the replay and the audit differ: {differ:?}"),
+    )?;
+    check(
+        compared >= 10,
+        format!("only {compared} cells compared:\n{text}"),
     )?;
     Ok(())
 }
