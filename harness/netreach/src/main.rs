@@ -146,9 +146,10 @@ enum Command {
     /// Print the RBAC manifests netreach needs (own namespaces, given namespaces, audit).
     Rbac(netreach::cli::doctor::RbacArgs),
     /// Compare two JSON reports cell by cell: what opened, closed or changed (exit 6 when
-    /// something did).
+    /// something did). Two snapshot folders (or scenarios) compare what their expectations,
+    /// the specification's verdicts, say.
     Diff {
-        /// The older report (`netreach run --json`).
+        /// The older report (`netreach run --json`), snapshot folder or scenario.
         old: PathBuf,
         /// The newer report.
         new: PathBuf,
@@ -550,6 +551,30 @@ fn explain(
 fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<i32> {
     use netreach::report::diff;
     let read = |p: &std::path::Path| -> Result<_, String> {
+        // A snapshot folder, or a scenario: what its expectations say.
+        let scenario = if p.is_dir() {
+            Some(p.join(netreach::audit::snapshot::SCENARIO_FILE))
+        } else {
+            p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml")
+                .then(|| p.to_path_buf())
+        };
+        if let Some(f) = scenario {
+            let l = scenario::load(&f);
+            return match l.scenario {
+                Some(s) => Ok(diff::scenario_cells(&s)),
+                None if !f.exists() => Err(format!(
+                    "{}: no {} here: give a JSON report, a snapshot folder or a scenario",
+                    p.display(),
+                    netreach::audit::snapshot::SCENARIO_FILE
+                )),
+                None => Err(format!(
+                    "{} is not a valid scenario:\n{}",
+                    f.display(),
+                    l.diagnostics.render(false)
+                )),
+            };
+        }
         let data = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
         let v: serde_json::Value =
             serde_json::from_slice(&data).map_err(|e| format!("{}: not JSON: {e}", p.display()))?;

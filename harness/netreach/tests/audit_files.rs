@@ -91,3 +91,48 @@ fn invalid_manifests_name_file_line_and_column() {
     assert!(err.contains("p.yaml:6:3"), "{err}");
     assert!(err.contains("ingres"), "{err}");
 }
+
+/// `netreach snapshot -f` writes a scenario that validates; `netreach diff` of it and a copy
+/// with a candidate change names what the change closes, by the specification.
+#[test]
+fn a_snapshot_validates_and_diff_names_what_a_change_closes() {
+    let tmp = std::env::temp_dir().join(format!("netreach-snap-{}", std::process::id()));
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let a_s = a.display().to_string();
+    let (code, out, err) = netreach(&[
+        "snapshot",
+        "-f",
+        "fixtures/audit",
+        "--namespace",
+        "web",
+        "--namespace",
+        "data",
+        "-o",
+        &a_s,
+    ]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(err.contains("3 probe pod(s)"), "{err}");
+    let (code, out, err) = netreach(&["validate", &format!("{a_s}/snapshot.yaml")]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    // The candidate change: the database's rule moves to another port.
+    std::fs::create_dir_all(b.join("policies")).expect("b/policies");
+    for f in ["snapshot.yaml", "policies/web.yaml", "policies/data.yaml"] {
+        let t = std::fs::read_to_string(a.join(f)).expect("a file of the snapshot");
+        let t = if f == "policies/data.yaml" {
+            t.replace("port: 5432\n", "port: 5433\n")
+        } else {
+            t
+        };
+        std::fs::write(b.join(f), t).expect("write b");
+    }
+    let b_s = b.display().to_string();
+    let (code, out, err) = netreach(&["diff", &a_s, &b_s]);
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert_eq!(code, 6, "{err}\n{out}");
+    assert!(
+        out.contains("1 closed")
+            && out.contains("CLOSED  snapshot step 1 web/api -> data/database 5432/tcp"),
+        "{out}"
+    );
+}

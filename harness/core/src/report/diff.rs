@@ -108,6 +108,36 @@ pub fn cells(report: &Value) -> Result<BTreeMap<CellRef, Seen>, DiffError> {
     Ok(out)
 }
 
+/// The cells of a scenario's expectations, as a report of what the specification says
+/// (`netreach diff` of two snapshots: what a change of policies or labels opens and closes
+/// according to the engine). Cells are keyed by the scenario's id, not its folder, so two
+/// snapshots written to different folders compare.
+pub fn scenario_cells(s: &crate::model::Scenario) -> BTreeMap<CellRef, Seen> {
+    use crate::model::Verdict;
+    let mut out = BTreeMap::new();
+    for st in &s.steps {
+        for (k, e) in &st.expected.cells {
+            let observed = match e.verdict {
+                Verdict::Allow => "allowed",
+                Verdict::Block => "blocked",
+                Verdict::Unresolved => "dns-failure",
+            };
+            out.insert(
+                CellRef {
+                    scenario: s.id.clone(),
+                    step: st.index as u64,
+                    cell: k.to_string(),
+                },
+                Seen {
+                    observed: observed.to_owned(),
+                    outcome: format!("specification, {}", e.origin.kind),
+                },
+            );
+        }
+    }
+    out
+}
+
 /// A cell's JSON (`{from, to, port, via}`) as one line.
 fn cell_text(c: &Value) -> String {
     let part = |v: &Value| match v {
