@@ -302,3 +302,72 @@ fn convert_policy(np: &K8sPolicy, inv: &mut Inventory) {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn owned_by(kind: &str, name: &str) -> Option<Vec<OwnerReference>> {
+        Some(vec![OwnerReference {
+            kind: kind.into(),
+            name: name.into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }])
+    }
+
+    fn pod(owner: (&str, &str)) -> K8sPod {
+        K8sPod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                owner_references: owned_by(owner.0, owner.1),
+                ..ObjectMeta::default()
+            },
+            ..K8sPod::default()
+        }
+    }
+
+    /// A pod's ReplicaSet stands for its Deployment and a pod's Job for its CronJob; a Job no
+    /// CronJob owns is the workload itself, and a ReplicaSet and a Job of one name stay apart.
+    #[test]
+    fn pods_are_grouped_under_the_controller_of_their_controller() {
+        let up: Uplinks = [
+            (
+                ("ns".to_owned(), "ReplicaSet", "web-5d8f".to_owned()),
+                Owner {
+                    kind: "Deployment".into(),
+                    name: "web".into(),
+                },
+            ),
+            (
+                ("ns".to_owned(), "Job", "backup-2912".to_owned()),
+                Owner {
+                    kind: "CronJob".into(),
+                    name: "backup".into(),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let of = |k: &str, n: &str| convert_pod(&pod((k, n)), &up).and_then(|p| p.owner);
+        assert_eq!(
+            of("ReplicaSet", "web-5d8f").map(|o| o.name),
+            Some("web".into())
+        );
+        assert_eq!(
+            of("Job", "backup-2912").map(|o| (o.kind, o.name)),
+            Some(("CronJob".into(), "backup".into()))
+        );
+        assert_eq!(
+            of("Job", "once").map(|o| (o.kind, o.name)),
+            Some(("Job".into(), "once".into()))
+        );
+        // A Job named like a ReplicaSet is not that ReplicaSet.
+        assert_eq!(
+            of("Job", "web-5d8f").map(|o| (o.kind, o.name)),
+            Some(("Job".into(), "web-5d8f".into()))
+        );
+    }
+}
