@@ -178,7 +178,13 @@ pub fn main(args: &[String]) -> Result<()> {
     env.apply(&mut gc);
     let gc_out = gc.output().context("cannot run netreach gc")?;
     let gc_text = String::from_utf8_lossy(&gc_out.stdout).into_owned();
-    let ns_left = run_namespaces(&kube)?.len();
+    // Deleted namespaces take the namespace controller some seconds to finish.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut ns_left = run_namespaces(&kube)?.len();
+    while ns_left > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        ns_left = run_namespaces(&kube)?.len();
+    }
     let containers_left = netreach_containers()?;
     let section = render(
         &out,
@@ -378,7 +384,7 @@ fn one_run(
     let left = if fault == Fault::Sigint && fault_happened {
         let deadline = Instant::now() + Duration::from_secs(35);
         loop {
-            let left = run_namespaces(kube).unwrap_or_default();
+            let left = undeleted_run_namespaces(kube).unwrap_or_default();
             if left.is_empty() || Instant::now() > deadline {
                 break left;
             }
@@ -387,12 +393,16 @@ fn one_run(
     } else {
         run_namespaces(kube).unwrap_or_default()
     };
-    if fault == Fault::Sigint && !left.is_empty() {
+    if fault == Fault::Sigint && fault_happened && !left.is_empty() {
         problems.push(format!("left after SIGINT: {}", left.join(", ")));
     }
     // Whatever else is left goes to gc at the end; before the next run, wait until the control
     // plane answers (an API-server fault may still be recovering).
     wait_apiserver(kube, Duration::from_secs(180));
+    if fault == Fault::ApiServerStopped {
+        let waited = wait_controllers(kube, Duration::from_secs(300));
+        eprintln!("xtask:   controllers working again after {waited:.0} s");
+    }
     Ok(Outcome {
         fault,
         did,
@@ -434,13 +444,53 @@ fn logical_namespace(real: &str) -> &str {
 
 /// Namespaces of netreach runs (labelled `netreach.dev/run`).
 fn run_namespaces(kube: &Kube) -> Result<Vec<String>> {
+    namespaces_of_runs(kube, true)
+}
+
+/// Run namespaces nobody has deleted yet (a Terminating one is netreach's cleanup done, the
+/// namespace controller's work still to do).
+fn undeleted_run_namespaces(kube: &Kube) -> Result<Vec<String>> {
+    namespaces_of_runs(kube, false)
+}
+
+fn namespaces_of_runs(kube: &Kube, terminating_too: bool) -> Result<Vec<String>> {
     let v = kube.json(&["get", "namespaces", "-l", RUN_LABEL])?;
     Ok(v["items"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|n| terminating_too || n["metadata"]["deletionTimestamp"].is_null())
         .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_owned))
         .collect())
+}
+
+/// After an API-server fault: waits until the controllers work again, not just the API server.
+/// Stopping kube-apiserver makes kube-controller-manager and kube-scheduler lose their leases
+/// and restart (with kubelet's back-off); until then a new namespace gets no `default`
+/// ServiceAccount (so no pod can be created in it) and a deleted one never goes away. The check:
+/// a scratch namespace gets its ServiceAccount, and is gone after its deletion. Seconds waited.
+fn wait_controllers(kube: &Kube, within: Duration) -> f64 {
+    let t = Instant::now();
+    let ns = format!("netreach-soak-ctl-{}", std::process::id());
+    let ok = |args: &[&str]| {
+        kube.cmd()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    while t.elapsed() < within && !ok(&["create", "namespace", &ns]) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    while t.elapsed() < within && !ok(&["get", "serviceaccount", "default", "-n", &ns]) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let _ = ok(&["delete", "namespace", &ns, "--wait=false"]);
+    while t.elapsed() < within && ok(&["get", "namespace", &ns]) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    t.elapsed().as_secs_f64()
 }
 
 /// Containers netreach started (external endpoints), by their label.

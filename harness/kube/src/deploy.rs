@@ -357,18 +357,60 @@ pub async fn create_pods(
                 what: what.clone(),
                 reason: e.to_string(),
             })?;
-        api.create(&PostParams::default(), &obj)
-            .await
-            .map_err(|e| {
-                api_error(context, Req::ns("create", "pods", &p.namespace), &e, |r| {
-                    InfraError::Deploy {
-                        what: what.clone(),
-                        reason: r,
+        let waiting_since = tokio::time::Instant::now();
+        loop {
+            let Err(e) = api.create(&PostParams::default(), &obj).await else {
+                break;
+            };
+            // Not an authorization refusal but "not yet": a new namespace's `default`
+            // ServiceAccount is created by kube-controller-manager moments after the namespace,
+            // and until then the ServiceAccount admission refuses pods with 403.
+            if let Some(msg) = missing_service_account(&e) {
+                if waiting_since.elapsed() < SERVICE_ACCOUNT_WAIT {
+                    if crate::live::interrupted() {
+                        return Err(InfraError::Interrupted);
                     }
-                })
-            })?;
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                }
+                return Err(InfraError::Deploy {
+                    what,
+                    reason: format!(
+                        "namespace {} still has no `default` ServiceAccount after {} s, and the API server admits no pod without it; kube-controller-manager creates it: is it running? ({msg})",
+                        p.namespace,
+                        SERVICE_ACCOUNT_WAIT.as_secs()
+                    ),
+                });
+            }
+            return Err(api_error(
+                context,
+                Req::ns("create", "pods", &p.namespace),
+                &e,
+                |r| InfraError::Deploy {
+                    what: what.clone(),
+                    reason: r,
+                },
+            ));
+        }
     }
     Ok(())
+}
+
+/// How long a pod waits for its new namespace's `default` ServiceAccount.
+const SERVICE_ACCOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The message of a 403 that only says the namespace's ServiceAccount does not exist yet.
+fn missing_service_account(e: &kube::Error) -> Option<&str> {
+    match e {
+        kube::Error::Api(s)
+            if s.code == 403
+                && s.message.contains("error looking up service account")
+                && s.message.contains("not found") =>
+        {
+            Some(&s.message)
+        }
+        _ => None,
+    }
 }
 
 /// Why a pod is not running, if the reason is final (no point waiting).
@@ -632,6 +674,22 @@ mod tests {
     }
 
     /// Every field PodSecurity `restricted` (v1.34) checks, in the rendered manifest.
+    #[test]
+    fn a_missing_service_account_is_not_yet_and_rbac_is_final() {
+        let api = |code: u16, message: &str| {
+            kube::Error::Api(
+                kube::core::Status::failure(message, "Forbidden")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        let sa = "pods \"frontend\" is forbidden: error looking up service account shop-x/default: serviceaccount \"default\" not found";
+        assert!(missing_service_account(&api(403, sa)).is_some());
+        let rbac = "pods is forbidden: User \"system:serviceaccount:n:netreach\" cannot create resource \"pods\" in API group \"\" in the namespace \"shop-x\"";
+        assert!(missing_service_account(&api(403, rbac)).is_none());
+        assert!(missing_service_account(&api(500, sa)).is_none());
+    }
+
     #[test]
     fn probe_pods_are_restricted_ready() {
         let m = pod_manifest(&planned(), "netreach-probe:x", &PodSpecOptions::default());
