@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use super::{Inventory, Owner, Pod};
 use crate::policy::{NAMESPACE_NAME_LABEL, NetworkPolicy};
-use crate::synthesize::render::{policy_lines, scalar};
+use crate::synthesize::render::{namespace_labels, policy_lines, scalar};
 
 /// The scenario file's name in [`Snapshot::files`].
 pub const SCENARIO_FILE: &str = "snapshot.yaml";
@@ -317,16 +317,8 @@ fn ns_entry(s: &mut String, name: &str, labels: Option<&BTreeMap<String, String>
         s.push_str("    existing: true\n");
         return;
     }
-    let own: Vec<(&String, &String)> = labels
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| *k != NAMESPACE_NAME_LABEL)
-        .collect();
-    if !own.is_empty() {
-        s.push_str("    labels:\n");
-        for (k, v) in own {
-            let _ = writeln!(s, "      {}: {}", scalar(k), scalar(v));
-        }
+    if let Some(l) = labels {
+        namespace_labels(s, l);
     }
 }
 

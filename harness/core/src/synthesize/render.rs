@@ -38,6 +38,20 @@ pub(crate) fn scalar(s: &str) -> String {
     }
 }
 
+/// A scenario namespace's `labels:` block (the label Kubernetes sets left out).
+pub(crate) fn namespace_labels(s: &mut String, labels: &BTreeMap<String, String>) {
+    let own: BTreeMap<&String, &String> = labels
+        .iter()
+        .filter(|(k, _)| *k != NAMESPACE_NAME_LABEL)
+        .collect();
+    if !own.is_empty() {
+        s.push_str("    labels:\n");
+        for (k, v) in own {
+            let _ = writeln!(s, "      {}: {}", scalar(k), scalar(v));
+        }
+    }
+}
+
 /// Lines of a mapping at `ind` as a list item: the first line's indentation becomes `- `.
 fn item(lines: Vec<String>, ind: usize) -> Vec<String> {
     let mut lines = lines;
@@ -286,16 +300,7 @@ pub(crate) fn verify_scenario(
             continue;
         }
         let _ = writeln!(s, "  - name: {}", scalar(ns));
-        let own: BTreeMap<&String, &String> = labels
-            .iter()
-            .filter(|(k, _)| *k != NAMESPACE_NAME_LABEL)
-            .collect();
-        if !own.is_empty() {
-            s.push_str("    labels:\n");
-            for (k, v) in own {
-                let _ = writeln!(s, "      {}: {}", scalar(k), scalar(v));
-            }
-        }
+        namespace_labels(&mut s, labels);
     }
     if dns_used && !w.namespaces.contains_key(crate::engine::DNS_NAMESPACE) {
         let _ = writeln!(

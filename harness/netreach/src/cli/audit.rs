@@ -86,26 +86,14 @@ pub fn main(args: &AuditArgs) -> anyhow::Result<i32> {
         );
         return Ok(exit::USAGE);
     }
-    let inv = if args.files.is_empty() {
-        let Some(context) = super::run::require_context(args.context.as_deref()) else {
-            return Ok(exit::USAGE);
-        };
-        let o = crate::kube::audit::AuditOptions {
-            kubeconfig: None,
-            namespaces: args.namespaces.clone(),
-        };
-        match crate::kube::audit::read_cluster(context, &o) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("netreach audit: {e}");
-                return Ok(exit::INFRASTRUCTURE);
-            }
-        }
-    } else {
-        match from_files(&args.files)? {
-            Some(i) => i,
-            None => return Ok(exit::INVALID),
-        }
+    let inv = match inventory(
+        "audit",
+        &args.files,
+        args.context.as_deref(),
+        &args.namespaces,
+    )? {
+        Ok(i) => i,
+        Err(code) => return Ok(code),
     };
     let mut r = AuditReport::of(&inv);
     r.skip(&skip);
@@ -190,27 +178,14 @@ pub struct SnapshotArgs {
 /// # Errors
 /// When the files cannot be written.
 pub fn snapshot_main(args: &SnapshotArgs) -> anyhow::Result<i32> {
-    let inv = if args.files.is_empty() {
-        let Some(context) = super::run::require_context(args.context.as_deref()) else {
-            return Ok(exit::USAGE);
-        };
-        // Namespace labels of every namespace, objects of the chosen ones.
-        let o = crate::kube::audit::AuditOptions {
-            kubeconfig: None,
-            namespaces: args.namespaces.clone(),
-        };
-        match crate::kube::audit::read_cluster(context, &o) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("netreach snapshot: {e}");
-                return Ok(exit::INFRASTRUCTURE);
-            }
-        }
-    } else {
-        match from_files(&args.files)? {
-            Some(i) => i,
-            None => return Ok(exit::INVALID),
-        }
+    let inv = match inventory(
+        "snapshot",
+        &args.files,
+        args.context.as_deref(),
+        &args.namespaces,
+    )? {
+        Ok(i) => i,
+        Err(code) => return Ok(code),
     };
     let snap = match crate::audit::snapshot::snapshot(&inv, &args.namespaces) {
         Ok(s) => s,
@@ -250,6 +225,30 @@ pub fn snapshot_main(args: &SnapshotArgs) -> anyhow::Result<i32> {
         eprintln!("  left out: {l}");
     }
     Ok(exit::SUCCESS)
+}
+
+/// What `netreach <command>` reads: the manifests of `files`, else the cluster of `context`
+/// (`namespaces`' objects, every namespace's labels). `Err`: the exit code, the problem said.
+fn inventory(
+    command: &str,
+    files: &[PathBuf],
+    context: Option<&str>,
+    namespaces: &[String],
+) -> anyhow::Result<Result<Inventory, i32>> {
+    if !files.is_empty() {
+        return Ok(from_files(files)?.ok_or(exit::INVALID));
+    }
+    let Some(context) = super::run::require_context(context) else {
+        return Ok(Err(exit::USAGE));
+    };
+    let o = crate::kube::audit::AuditOptions {
+        kubeconfig: None,
+        namespaces: namespaces.to_vec(),
+    };
+    Ok(crate::kube::audit::read_cluster(context, &o).map_err(|e| {
+        eprintln!("netreach {command}: {e}");
+        exit::INFRASTRUCTURE
+    }))
 }
 
 /// Writes `text` to `path` (for `flag`), through a temporary file so a reader never sees half.

@@ -430,13 +430,8 @@ pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
             (g.clone(), real)
         })
         .collect();
-    let Placed {
-        groups,
-        mut nodes,
-        node_w,
-        width,
-        bottom: groups_bottom,
-    } = place_nodes(&named, &ids);
+    let mut placed = place_nodes(&named, &ids);
+    let nodes = &mut placed.nodes;
 
     // Arrows: every cell between two different nodes, by pair.
     let index: BTreeMap<String, usize> = nodes
@@ -498,13 +493,7 @@ pub fn graph(r: &ScenarioReport, step: &StepReport) -> Graph {
             step.index,
             step.name
         ),
-        Placed {
-            groups,
-            nodes,
-            node_w,
-            width,
-            bottom: groups_bottom,
-        },
+        placed,
         edges,
     )
 }
