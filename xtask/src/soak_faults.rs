@@ -218,6 +218,10 @@ fn one_run(
 ) -> Result<Outcome> {
     let json = dir.join(format!("run-{n}.json"));
     let _ = std::fs::remove_file(&json);
+    // Namespaces an earlier run left (an API-server fault can keep a teardown from finishing)
+    // are gc's at the end, not this run's: faults and the cleanup check look at new ones only.
+    let before: std::collections::BTreeSet<String> =
+        run_namespaces(kube).unwrap_or_default().into_iter().collect();
     let mut cmd = Command::new(root.join("target/release/netreach"));
     cmd.args(["run", SCENARIO, "--json"])
         .arg(&json)
@@ -244,7 +248,7 @@ fn one_run(
     match fault {
         Fault::PodDeleted => {
             if let Some((ns, pod)) =
-                wait_ready_pod(kube, Duration::from_secs(180), || done(&waiter))
+                wait_ready_pod(kube, &before, Duration::from_secs(180), || done(&waiter))
             {
                 std::thread::sleep(Duration::from_secs(rng.range(0, 6)));
                 if !done(&waiter) {
@@ -381,17 +385,20 @@ fn one_run(
         )),
     }
     // What is left of this run. After SIGINT the cleanup has 30 s; else teardown has run.
+    let new = |v: Vec<String>| -> Vec<String> {
+        v.into_iter().filter(|n| !before.contains(n)).collect()
+    };
     let left = if fault == Fault::Sigint && fault_happened {
         let deadline = Instant::now() + Duration::from_secs(35);
         loop {
-            let left = undeleted_run_namespaces(kube).unwrap_or_default();
+            let left = new(undeleted_run_namespaces(kube).unwrap_or_default());
             if left.is_empty() || Instant::now() > deadline {
                 break left;
             }
             std::thread::sleep(Duration::from_secs(1));
         }
     } else {
-        run_namespaces(kube).unwrap_or_default()
+        new(run_namespaces(kube).unwrap_or_default())
     };
     if fault == Fault::Sigint && fault_happened && !left.is_empty() {
         problems.push(format!("left after SIGINT: {}", left.join(", ")));
@@ -507,12 +514,16 @@ fn netreach_containers() -> Result<usize> {
 /// The first ready probe pod of a run namespace, once there is one.
 fn wait_ready_pod(
     kube: &Kube,
+    earlier: &std::collections::BTreeSet<String>,
     within: Duration,
     finished: impl Fn() -> bool,
 ) -> Option<(String, String)> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline && !finished() {
         for ns in run_namespaces(kube).unwrap_or_default() {
+            if earlier.contains(&ns) {
+                continue;
+            }
             let Ok(v) = kube.json(&["get", "pods", "-n", &ns]) else {
                 continue;
             };
