@@ -220,8 +220,10 @@ fn one_run(
     let _ = std::fs::remove_file(&json);
     // Namespaces an earlier run left (an API-server fault can keep a teardown from finishing)
     // are gc's at the end, not this run's: faults and the cleanup check look at new ones only.
-    let before: std::collections::BTreeSet<String> =
-        run_namespaces(kube).unwrap_or_default().into_iter().collect();
+    let before: std::collections::BTreeSet<String> = run_namespaces(kube)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let mut cmd = Command::new(root.join("target/release/netreach"));
     cmd.args(["run", SCENARIO, "--json"])
         .arg(&json)
@@ -385,9 +387,8 @@ fn one_run(
         )),
     }
     // What is left of this run. After SIGINT the cleanup has 30 s; else teardown has run.
-    let new = |v: Vec<String>| -> Vec<String> {
-        v.into_iter().filter(|n| !before.contains(n)).collect()
-    };
+    let new =
+        |v: Vec<String>| -> Vec<String> { v.into_iter().filter(|n| !before.contains(n)).collect() };
     let left = if fault == Fault::Sigint && fault_happened {
         let deadline = Instant::now() + Duration::from_secs(35);
         loop {
