@@ -194,16 +194,7 @@ pub fn snapshot_main(args: &SnapshotArgs) -> anyhow::Result<i32> {
             return Ok(exit::USAGE);
         }
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| anyhow::anyhow!("netreach snapshot: {}: {e}", args.out.display()))?;
-    for (rel, text) in &snap.files {
-        let p = args.out.join(rel);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d)
-                .map_err(|e| anyhow::anyhow!("netreach snapshot: {}: {e}", d.display()))?;
-        }
-        write_file(&p, text, "-o")?;
-    }
+    super::synthesize::write_files("snapshot", &args.out, &snap.files)?;
     // What it wrote must load: a scenario that does not is a bug, said as one.
     let scenario = args.out.join(crate::audit::snapshot::SCENARIO_FILE);
     let l = crate::scenario::load(&scenario);
@@ -215,8 +206,7 @@ pub fn snapshot_main(args: &SnapshotArgs) -> anyhow::Result<i32> {
         );
     }
     eprintln!(
-        "netreach snapshot: {} probe pod(s) for {} workload(s), {} policy file(s); replay with `netreach run --context <test cluster> {}`",
-        snap.pods.len(),
+        "netreach snapshot: {} probe pod(s), one per workload, {} policy file(s); replay with `netreach run --context <test cluster> {}`",
         snap.pods.len(),
         snap.files.len() - 1,
         args.out.display()
@@ -257,9 +247,7 @@ fn write_file(path: &Path, text: &str, flag: &str) -> anyhow::Result<()> {
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| anyhow::anyhow!("netreach audit: {flag} {}: {e}", path.display()))?;
-    if flag != "-o" {
-        eprintln!("netreach audit: wrote {}", path.display());
-    }
+    eprintln!("netreach audit: wrote {}", path.display());
     Ok(())
 }
 

@@ -54,7 +54,7 @@ pub fn main(a: &SynthesizeArgs) -> anyhow::Result<i32> {
         Err(e) => return Err(e.into()),
     };
     let syn = synthesize::synthesize(&intent, &Options { isolation })?;
-    write_files(&a.out, &syn.files)?;
+    write_files("synthesize", &a.out, &syn.files)?;
     let cmp = synthesize::compare(&intent, &syn.policies, Some(&scenario_world));
     let text = if a.json {
         serde_json::to_string_pretty(&synthesize::Report::new(&syn, &cmp))? + "\n"
@@ -89,12 +89,13 @@ pub fn main(a: &SynthesizeArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// Writes the synthesized files under `out` as `netreach synthesize` does (and warns about
-/// stale policy files of an earlier run).
+/// Writes generated files (relative path → text) under `out`, as `netreach synthesize` and
+/// `netreach snapshot` (`command`) do, and warns about policy files an earlier run left there.
 ///
 /// # Errors
 /// When a folder or file cannot be written.
 pub fn write_files(
+    command: &str,
     out: &Path,
     files: &std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
@@ -119,7 +120,7 @@ pub fn write_files(
         stale.sort();
         for s in stale {
             eprintln!(
-                "netreach synthesize: warning: {s} is not part of this synthesis (left from an earlier one?); remove it"
+                "netreach {command}: warning: {s} is not written by this {command} (left from an earlier one?); remove it"
             );
         }
     }

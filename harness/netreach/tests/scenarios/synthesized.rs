@@ -54,7 +54,8 @@ fn verify(context: &str, id: &str) -> Result<(), Failed> {
         "netreach-synth-{id}-{}",
         netreach::run::new_run_id()
     ));
-    netreach::cli::synthesize::write_files(&dir, &syn.files).map_err(|e| e.to_string())?;
+    netreach::cli::synthesize::write_files("synthesize", &dir, &syn.files)
+        .map_err(|e| e.to_string())?;
     // Its own name, so that the enforcer's known deviations can name its cells.
     let verify = dir.join(format!("synthesized-{id}.yaml"));
     std::fs::rename(dir.join(synthesize::VERIFY_FILE), &verify)
