@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod doctor;
 pub mod gc;
+pub mod offline;
 pub mod run;
 pub mod synthesize;
 
