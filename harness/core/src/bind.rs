@@ -58,6 +58,8 @@ pub struct Bindings {
     pub namespaces: NamespaceMap,
     /// Pod IPs.
     pub pod_ips: BTreeMap<PodId, IpAddr>,
+    /// The node each pod runs on (empty where the cluster does not say).
+    pub pod_nodes: BTreeMap<PodId, String>,
     /// ClusterIPs of the Services in front of pods.
     pub service_ips: BTreeMap<PodId, IpAddr>,
     /// External endpoint addresses.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::bind::{BindError, Bindings, BoundProbe};
-use crate::model::{Action, External, PodId, Scenario, ServedPort};
+use crate::model::{Action, External, Placement, PodId, Scenario, ServedPort};
 use crate::names::{NamespaceMap, Naming};
 use crate::outcome::Observation;
 use crate::probe::ProbeTimeout;
@@ -117,6 +117,143 @@ pub struct PlannedPod {
     pub ports: Vec<ServedPort>,
     /// Whether a Service fronts it.
     pub service: bool,
+    /// Where it must run (default: anywhere; the run's pods are spread over the nodes).
+    #[serde(skip_serializing_if = "PodPlacement::is_free")]
+    pub placement: PodPlacement,
+}
+
+/// How one pod is placed, in scheduling terms: the scenario's `node:` lines resolved into groups
+/// of pods that share a node. A group is named `g<N>`; the kube crate turns these into a
+/// node-group label, node affinity, and pod (anti-)affinity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PodPlacement {
+    /// The pod's group, when any placement names it or its group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The node it must run on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Runs on the node of the other pods of its group (a group of more than one pod).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub with_group: bool,
+    /// Stays off the nodes of these groups' pods.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub apart_from: Vec<String>,
+}
+
+impl PodPlacement {
+    /// Nothing asked: the scheduler decides.
+    pub fn is_free(&self) -> bool {
+        self == &PodPlacement::default()
+    }
+}
+
+/// The scenario's placements as groups of pods that share a node, with the node each group is
+/// pinned to and the groups kept apart.
+#[derive(Clone, Debug, Default)]
+pub struct PlacementGroups {
+    group: BTreeMap<PodId, usize>,
+    members: Vec<Vec<PodId>>,
+    nodes: Vec<Option<String>>,
+    apart: std::collections::BTreeSet<(usize, usize)>,
+}
+
+/// Groups the pods of `placement` (and those it names) by `same`, deterministically (groups
+/// numbered in pod order).
+pub fn placement_groups(placement: &BTreeMap<PodId, Placement>) -> PlacementGroups {
+    let mut ids: Vec<&PodId> = placement.keys().collect();
+    for p in placement.values() {
+        if let Placement::Same(o) | Placement::Different(o) = p {
+            ids.push(o);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let index: BTreeMap<&PodId, usize> = ids.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let mut parent: Vec<usize> = (0..ids.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for (id, p) in placement {
+        if let Placement::Same(o) = p {
+            let (a, b) = (root(&mut parent, index[id]), root(&mut parent, index[o]));
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut g = PlacementGroups::default();
+    let mut number: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let r = root(&mut parent, i);
+        let n = *number.entry(r).or_insert_with(|| {
+            g.members.push(Vec::new());
+            g.nodes.push(None);
+            g.members.len() - 1
+        });
+        g.members[n].push((*id).clone());
+        g.group.insert((*id).clone(), n);
+    }
+    for (id, p) in placement {
+        let own = g.group[id];
+        match p {
+            Placement::Node(name) => g.nodes[own] = Some(name.clone()),
+            Placement::Different(o) => {
+                let other = g.group[o];
+                g.apart.insert((own.min(other), own.max(other)));
+            }
+            Placement::Same(_) => {}
+        }
+    }
+    g
+}
+
+impl PlacementGroups {
+    /// Whether `id`'s group can be placed at all; `Err` says why not. (With one `node:` per pod
+    /// a group has at most one pod that points at no other, so a group has at most one node
+    /// name and is never pinned *and* kept apart: what remains is a group apart from itself.)
+    ///
+    /// # Errors
+    /// When its group must be kept apart from itself.
+    pub fn check(&self, id: &PodId) -> Result<(), String> {
+        let Some(&own) = self.group.get(id) else {
+            return Ok(());
+        };
+        if self.apart.contains(&(own, own)) {
+            let names: Vec<String> = self.members[own].iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "{} share a node (`same`) and must also be apart (`different`)",
+                names.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The scheduling terms of one pod.
+    pub fn for_pod(&self, id: &PodId) -> PodPlacement {
+        let Some(&own) = self.group.get(id) else {
+            return PodPlacement::default();
+        };
+        let name = |g: usize| format!("g{g}");
+        let node = self.nodes[own].clone();
+        let apart_from = self
+            .apart
+            .iter()
+            .filter_map(|&(a, b)| match (a == own, b == own) {
+                (true, false) => Some(name(b)),
+                (false, true) => Some(name(a)),
+                _ => None,
+            })
+            .collect();
+        PodPlacement {
+            group: Some(name(own)),
+            node,
+            with_group: self.members[own].len() > 1,
+            apart_from,
+        }
+    }
 }
 
 /// Everything to create before the first step, in real names.
@@ -154,6 +291,7 @@ impl DeployPlan {
         let names = s.namespace_map(naming).with_given(given);
         let real = |l: &str| names.real(l).unwrap_or(l).to_owned();
         let services = s.pods_needing_service();
+        let groups = placement_groups(&s.placement);
         DeployPlan {
             scenario: s.full_name(),
             run_id: run_id.to_owned(),
@@ -177,6 +315,7 @@ impl DeployPlan {
                     labels: p.labels.clone(),
                     ports: p.ports.clone(),
                     service: services.contains(&p.id),
+                    placement: groups.for_pod(&p.id),
                 })
                 .collect(),
             externals: s.externals.clone(),

@@ -39,6 +39,16 @@ pub enum NameError {
     },
 }
 
+/// Label on everything netreach creates (namespaces, probe pods, external containers): the run
+/// id.
+pub const RUN_LABEL: &str = "netreach.dev/run";
+/// Label on probe pods placed by a scenario's `node:`: their group of pods sharing a node
+/// (`g0`, `g1`, …), which pod affinity and anti-affinity select on.
+pub const NODE_GROUP_LABEL: &str = "netreach.dev/node-group";
+/// The labels netreach sets on what it creates: scenarios may not set them (a policy could
+/// select on them), and snapshots leave them out (a replay sets its own).
+pub const OWN_LABELS: [&str; 2] = [RUN_LABEL, NODE_GROUP_LABEL];
+
 /// Checks an RFC 1123 DNS label (namespace names, pod names, Service names).
 ///
 /// # Errors

@@ -448,6 +448,7 @@ mod tests {
                 ports: vec![port(443, Protocol::Tcp, Some("http"))],
                 address: None,
             }],
+            placement: Default::default(),
             loopback: Loopback::Allow,
             pod_cidrs: Vec::new(),
             cells: Vec::new(),

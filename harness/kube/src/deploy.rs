@@ -20,12 +20,14 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-use netreach_core::cluster::{DeployPlan, InfraError, PlannedPod};
+use netreach_core::cluster::{DeployPlan, InfraError, PlannedPod, PodPlacement};
 use netreach_core::model::{PodId, Protocol, ServedPort};
 
 use crate::client::{Req, api_error, unreachable};
 use crate::live::{Kind, LiveRun};
-use crate::{HEARTBEAT_ANNOTATION, RUN_LABEL, SCENARIO_ANNOTATION, now_secs};
+use crate::{
+    HEARTBEAT_ANNOTATION, HOSTNAME_KEY, NODE_GROUP_LABEL, RUN_LABEL, SCENARIO_ANNOTATION, now_secs,
+};
 
 /// Where the probe server writes its ready file (an emptyDir: the root filesystem is read-only).
 pub const READY_DIR: &str = "/run/netreach";
@@ -106,8 +108,16 @@ impl Toleration {
     }
 }
 
-/// The probe pod's manifest: `netreach serve` on the declared ports, restricted-ready.
-pub fn pod_manifest(p: &PlannedPod, image: &str, o: &PodSpecOptions) -> Value {
+/// The probe pod's manifest: `netreach serve` on the declared ports, restricted-ready, labelled
+/// with its run, spread over the nodes with the run's other pods in its namespace, and placed as
+/// the scenario's `node:` says (`namespaces`: the run's, where placement looks for other pods).
+pub fn pod_manifest(
+    p: &PlannedPod,
+    run_id: &str,
+    namespaces: &[String],
+    image: &str,
+    o: &PodSpecOptions,
+) -> Value {
     let mut args = vec!["--identity".to_owned(), p.id.to_string()];
     for sp in &p.ports {
         if sp.port.protocol != Protocol::Sctp {
@@ -179,12 +189,56 @@ pub fn pod_manifest(p: &PlannedPod, image: &str, o: &PodSpecOptions) -> Value {
     if !o.tolerations.is_empty() {
         spec["tolerations"] = o.tolerations.iter().map(Toleration::to_json).collect();
     }
+    // Soft: same-node and cross-node paths both get probed without asking, and a cluster with
+    // one schedulable node still runs.
+    spec["topologySpreadConstraints"] = json!([{
+        "maxSkew": 1,
+        "topologyKey": HOSTNAME_KEY,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {RUN_LABEL: run_id}}
+    }]);
+    let mut labels = p.labels.clone();
+    labels.insert(RUN_LABEL.into(), run_id.into());
+    if let Some(g) = &p.placement.group {
+        labels.insert(NODE_GROUP_LABEL.into(), g.clone());
+    }
+    let affinity = placement_affinity(&p.placement, run_id, namespaces);
+    if !affinity.as_object().is_some_and(serde_json::Map::is_empty) {
+        spec["affinity"] = affinity;
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": p.id.name, "namespace": p.namespace, "labels": p.labels},
+        "metadata": {"name": p.id.name, "namespace": p.namespace, "labels": labels},
         "spec": spec
     })
+}
+
+/// A pod's `node:` in scheduling terms: node affinity by name, pod affinity to its group, anti-
+/// affinity to the groups it must be apart from (all required: a placement that cannot hold
+/// leaves the pod unscheduled, which the readiness wait reports with the scheduler's reason).
+fn placement_affinity(pl: &PodPlacement, run_id: &str, namespaces: &[String]) -> Value {
+    let term = |group: &str| {
+        json!({
+            "labelSelector": {"matchLabels": {RUN_LABEL: run_id, NODE_GROUP_LABEL: group}},
+            "namespaces": namespaces,
+            "topologyKey": HOSTNAME_KEY
+        })
+    };
+    let mut a = json!({});
+    if let Some(node) = &pl.node {
+        a["nodeAffinity"] = json!({"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]
+        }});
+    }
+    if let (true, Some(g)) = (pl.with_group, &pl.group) {
+        a["podAffinity"] = json!({"requiredDuringSchedulingIgnoredDuringExecution": [term(g)]});
+    }
+    if !pl.apart_from.is_empty() {
+        a["podAntiAffinity"] = json!({"requiredDuringSchedulingIgnoredDuringExecution":
+            pl.apart_from.iter().map(|g| term(g)).collect::<Vec<_>>()});
+    }
+    a
 }
 
 fn service_port_name(sp: &ServedPort) -> String {
@@ -346,14 +400,17 @@ pub async fn create_pods(
     image: &str,
     o: &PodSpecOptions,
 ) -> Result<(), InfraError> {
+    let mut namespaces: Vec<String> = plan.pods.iter().map(|p| p.namespace.clone()).collect();
+    namespaces.sort();
+    namespaces.dedup();
     for p in &plan.pods {
         let what = format!("pod {}/{}", p.namespace, p.id.name);
         if crate::live::interrupted() {
             return Err(InfraError::Interrupted);
         }
         let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace);
-        let obj: Pod =
-            serde_json::from_value(pod_manifest(p, image, o)).map_err(|e| InfraError::Deploy {
+        let obj: Pod = serde_json::from_value(pod_manifest(p, &plan.run_id, &namespaces, image, o))
+            .map_err(|e| InfraError::Deploy {
                 what: what.clone(),
                 reason: e.to_string(),
             })?;
@@ -670,10 +727,20 @@ mod tests {
                 name: Some("http".into()),
             }],
             service: false,
+            placement: PodPlacement::default(),
         }
     }
 
-    /// Every field PodSecurity `restricted` (v1.34) checks, in the rendered manifest.
+    fn manifest(p: &PlannedPod, o: &PodSpecOptions) -> Value {
+        pod_manifest(
+            p,
+            "r1",
+            &["x-abc123".into(), "y-abc123".into()],
+            "netreach-probe:x",
+            o,
+        )
+    }
+
     #[test]
     fn a_missing_service_account_is_not_yet_and_rbac_is_final() {
         let api = |code: u16, message: &str| {
@@ -690,9 +757,10 @@ mod tests {
         assert!(missing_service_account(&api(500, sa)).is_none());
     }
 
+    /// Every field PodSecurity `restricted` (v1.34) checks, in the rendered manifest.
     #[test]
     fn probe_pods_are_restricted_ready() {
-        let m = pod_manifest(&planned(), "netreach-probe:x", &PodSpecOptions::default());
+        let m = manifest(&planned(), &PodSpecOptions::default());
         let c = &m["spec"]["containers"][0];
         let sc = &c["securityContext"];
         assert_eq!(sc["allowPrivilegeEscalation"], false);
@@ -742,7 +810,13 @@ mod tests {
                 "spot".parse().expect("valid"),
             ],
         };
-        let m = pod_manifest(&planned(), "registry.example/netreach-probe:1", &o);
+        let m = pod_manifest(
+            &planned(),
+            "r1",
+            &[],
+            "registry.example/netreach-probe:1",
+            &o,
+        );
         assert_eq!(m["spec"]["imagePullSecrets"], json!([{"name": "regcred"}]));
         assert_eq!(m["spec"]["nodeSelector"], json!({"pool": "netreach"}));
         assert_eq!(
@@ -756,6 +830,57 @@ mod tests {
             m["spec"]["containers"][0]["image"],
             "registry.example/netreach-probe:1"
         );
+    }
+
+    /// Every pod carries its run and a soft spread over the nodes; `node:` becomes required
+    /// node affinity by name, pod affinity to its group and anti-affinity to the groups it must
+    /// be apart from, all within the run's namespaces.
+    #[test]
+    fn placement_is_rendered_as_affinity_within_the_run() {
+        let free = manifest(&planned(), &PodSpecOptions::default());
+        assert_eq!(free["metadata"]["labels"][RUN_LABEL], "r1");
+        assert_eq!(free["metadata"]["labels"]["app"], "a");
+        assert!(free["metadata"]["labels"].get(NODE_GROUP_LABEL).is_none());
+        assert!(free["spec"].get("affinity").is_none());
+        let spread = &free["spec"]["topologySpreadConstraints"][0];
+        assert_eq!(spread["whenUnsatisfiable"], "ScheduleAnyway");
+        assert_eq!(spread["topologyKey"], HOSTNAME_KEY);
+        assert_eq!(spread["labelSelector"]["matchLabels"][RUN_LABEL], "r1");
+
+        let mut p = planned();
+        p.placement = PodPlacement {
+            group: Some("g1".into()),
+            node: Some("kind-worker".into()),
+            with_group: true,
+            apart_from: vec!["g0".into(), "g2".into()],
+        };
+        let m = manifest(&p, &PodSpecOptions::default());
+        assert_eq!(m["metadata"]["labels"][NODE_GROUP_LABEL], "g1");
+        let a = &m["spec"]["affinity"];
+        assert_eq!(
+            a["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                [0]["matchFields"][0],
+            json!({"key": "metadata.name", "operator": "In", "values": ["kind-worker"]})
+        );
+        let with = &a["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        assert_eq!(
+            with,
+            &json!([{
+                "labelSelector": {"matchLabels": {RUN_LABEL: "r1", NODE_GROUP_LABEL: "g1"}},
+                "namespaces": ["x-abc123", "y-abc123"],
+                "topologyKey": HOSTNAME_KEY
+            }])
+        );
+        let apart = &a["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        let groups: Vec<&Value> = apart
+            .as_array()
+            .expect("terms")
+            .iter()
+            .map(|t| &t["labelSelector"]["matchLabels"][NODE_GROUP_LABEL])
+            .collect();
+        assert_eq!(groups, vec!["g0", "g2"]);
+        // The rendered pod is a valid Pod object.
+        let _: Pod = serde_json::from_value(m).expect("a Pod");
     }
 
     #[test]

@@ -41,8 +41,11 @@ pub use gc::{GcOptions, GcReport, gc, list_run_namespaces};
 pub use live::{CleanupReport, cleanup_live};
 pub use session::KubeCluster;
 
-/// Label on everything netreach creates (namespaces, external containers): the run id.
-pub const RUN_LABEL: &str = "netreach.dev/run";
+/// The run label and the node-group label (scenarios cannot set either, so no policy of theirs
+/// selects on them).
+pub use netreach_core::names::{NODE_GROUP_LABEL, RUN_LABEL};
+/// The node label pods are spread over and placed by.
+pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
 /// Annotation: unix seconds of the run's last sign of life.
 pub const HEARTBEAT_ANNOTATION: &str = "netreach.dev/heartbeat";
 /// Annotation: the scenario the namespace belongs to.

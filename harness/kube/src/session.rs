@@ -445,11 +445,16 @@ impl Cluster for KubeCluster {
         })?;
         let (externals, external_ips) = externals;
         let pod_ips = pods.iter().map(|(id, d)| (id.clone(), d.ip)).collect();
+        let pod_nodes = pods
+            .iter()
+            .map(|(id, d)| (id.clone(), d.node.clone()))
+            .collect();
         self.pods = pods;
         self.externals = externals;
         Ok(Bindings {
             namespaces: plan.names.clone(),
             pod_ips,
+            pod_nodes,
             service_ips,
             external_ips,
             cluster_domain: "cluster.local".into(),

@@ -242,7 +242,10 @@ pub fn snapshot(inv: &Inventory, namespaces: &[String]) -> Result<Snapshot, Snap
         let labels: BTreeMap<&String, &String> = p
             .labels
             .iter()
-            .filter(|(k, _)| !PER_POD_LABELS.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                !PER_POD_LABELS.contains(&k.as_str())
+                    && !crate::names::OWN_LABELS.contains(&k.as_str())
+            })
             .collect();
         if !labels.is_empty() {
             s.push_str("    labels:\n");

@@ -119,6 +119,13 @@ fn bindings(plan: &DeployPlan) -> Bindings {
         let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
         b.pod_ips
             .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 244, 0, i)));
+        // Two nodes, like the kit's cluster; a pinned pod on its node.
+        let node = p
+            .placement
+            .node
+            .clone()
+            .unwrap_or_else(|| ["fake-node-1", "fake-node-2"][usize::from(i) % 2].to_owned());
+        b.pod_nodes.insert(p.id.clone(), node);
         if p.service {
             b.service_ips
                 .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 96, 0, i)));

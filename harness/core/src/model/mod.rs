@@ -379,6 +379,29 @@ pub struct Step {
     pub expected: ExpectedMatrix,
 }
 
+/// Where a probe pod must run (a pod's `node:`). The policy engine never reads it: placement
+/// changes the path a packet takes (same node or across nodes), not what policies allow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// On the node of this name.
+    Node(String),
+    /// On the node another pod runs on.
+    Same(PodId),
+    /// On another node than this pod's.
+    Different(PodId),
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Node(n) => write!(f, "node {n}"),
+            Placement::Same(p) => write!(f, "same node as {p}"),
+            Placement::Different(p) => write!(f, "another node than {p}'s"),
+        }
+    }
+}
+
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
@@ -398,6 +421,9 @@ pub struct Scenario {
     pub pods: Vec<Pod>,
     /// External endpoints.
     pub externals: Vec<External>,
+    /// Pods pinned to a node or placed relative to another pod (`node:`); pods not named are
+    /// spread over the nodes by the scheduler.
+    pub placement: BTreeMap<PodId, Placement>,
     /// How loopback cells are judged.
     pub loopback: Loopback,
     /// The cluster's pod CIDRs as the scenario declares them (`cluster.podCIDR`), at most one

@@ -9,6 +9,7 @@ pub mod json;
 pub mod junit;
 pub mod text;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -124,6 +125,9 @@ pub struct ScenarioReport {
     pub probe_timeout_s: u32,
     /// Logical to real namespace names.
     pub namespaces: Vec<(String, String)>,
+    /// The node each probe pod ran on (`ns/pod` in logical names -> node), once deployed.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, String>,
     /// Infrastructure error that kept the scenario from running (deploy, connect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -161,6 +165,7 @@ impl ScenarioReport {
                 .iter()
                 .map(|(l, r)| (l.to_owned(), r.to_owned()))
                 .collect(),
+            nodes: BTreeMap::new(),
             error: None,
             teardown_error: None,
             notes: Vec::new(),

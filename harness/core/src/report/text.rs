@@ -36,6 +36,19 @@ pub fn render_scenario_with(r: &ScenarioReport, o: TextOptions) -> String {
     for n in &r.notes {
         let _ = writeln!(out, "  note: {n}");
     }
+    // Where the pods ran, when it may matter (a cell disagrees) or is asked for: enforcers
+    // differ between same-node and cross-node paths.
+    if !r.nodes.is_empty() && (o.verbose || r.status != ScenarioStatus::Passed) {
+        let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (pod, node) in &r.nodes {
+            by_node.entry(node).or_default().push(pod);
+        }
+        let nodes: Vec<String> = by_node
+            .iter()
+            .map(|(n, pods)| format!("{n} ({})", pods.join(", ")))
+            .collect();
+        let _ = writeln!(out, "  nodes: {}", nodes.join("; "));
+    }
     for s in &r.steps {
         render_step_with(&mut out, s, o);
     }
@@ -432,6 +445,7 @@ mod tests {
     fn mismatch_report() {
         let text = render_scenario(&testdata::mismatch());
         let want = r#"FAIL scenarios/tiny: 1 step(s), 6 cell(s): 5 pass, 1 fail (1.2 s)
+  nodes: fake-node-1 (x/a); fake-node-2 (x/b)
   step 1 "deny into b": 1 of 6 cell(s) disagree, 0 error(s), 0 unsupported, did not agree within the deadline, 2 round(s)
     MISMATCH x/a -> x/b 80/tcp: expected blocked (table at line 12), observed allowed (connected)
       specification: allow: egress of x/a: not isolated (no policy selects it for egress); ingress of x/b: not isolated (no policy selects it for ingress) → the expectation disagrees with the specification; the cluster follows it

@@ -284,6 +284,11 @@ pub fn run_scenario(
             report.steps = s.steps.iter().map(StepReport::not_run).collect();
         }
         Ok(bindings) => {
+            report.nodes = bindings
+                .pod_nodes
+                .iter()
+                .map(|(id, n)| (id.to_string(), n.clone()))
+                .collect();
             let mut failed = false;
             // The specification's view of each step, with the addresses this run bound.
             let worlds: Vec<World> = World::per_step(s)

@@ -212,6 +212,8 @@ pub fn schema_json() -> String {
 }
 
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod step_tests;
 #[cfg(test)]
 mod tests;

@@ -122,6 +122,55 @@ pub struct RawPod {
     #[serde(default)]
     #[schemars(with = "Vec<RawPortDecl>")]
     pub ports: Vec<Sp<RawPortDecl>>,
+    /// Where the pod runs: a node's name (`node: kind-worker`), the node of another pod
+    /// (`node: {same: ns/pod}`) or another node than its (`node: {different: ns/pod}`), so that
+    /// same-node and cross-node paths are both proven. Default: the scheduler spreads the
+    /// run's pods over the nodes.
+    #[serde(default)]
+    #[schemars(with = "Option<RawNode>")]
+    pub node: Option<Sp<RawNode>>,
+}
+
+/// A pod's `node:`: a node name, or `{same: ns/pod}` / `{different: ns/pod}`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum RawNode {
+    /// A node's name.
+    Name(String),
+    /// Relative to another pod.
+    Relative(RawNodeRelative),
+}
+
+/// A placement relative to another pod: exactly one of `same` and `different`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeRelative {
+    /// On the node this pod (`ns/pod`) runs on.
+    #[serde(default)]
+    pub same: Option<String>,
+    /// On another node than this pod's (`ns/pod`).
+    #[serde(default)]
+    pub different: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawNode;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a node name or a map `{same: ns/pod}` / `{different: ns/pod}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawNode, E> {
+                Ok(RawNode::Name(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<RawNode, A::Error> {
+                RawNodeRelative::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(RawNode::Relative)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// An endpoint outside the cluster that the run provides.

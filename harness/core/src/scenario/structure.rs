@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::raw::{RawExternal, RawNamespace, RawPod, RawPortDecl, RawScenario, Sp, SpMap};
+use super::raw::{RawExternal, RawNamespace, RawNode, RawPod, RawPortDecl, RawScenario, Sp, SpMap};
 use crate::diag::{Code, DiagExt, Pos, Sink, SourceFile};
 use crate::model::{
-    External, Loopback, Namespace, Pod, PodId, PortProto, Protocol, Scenario, ServedPort,
+    External, Loopback, Namespace, Placement, Pod, PodId, PortProto, Protocol, Scenario, ServedPort,
 };
-use crate::names::{check_dns_label, check_label_key, check_label_value};
+use crate::names::{OWN_LABELS, check_dns_label, check_label_key, check_label_value};
 use crate::pattern::{check_port_number, parse_port_proto};
 use crate::policy::NAMESPACE_NAME_LABEL;
 
@@ -26,6 +26,7 @@ pub(super) struct Structure {
 pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
     let (namespaces, ns_existing) = check_namespaces(sink, &raw.namespaces);
     let pods = check_pods(sink, raw, &ns_existing);
+    let placement = check_placement(sink, raw, &pods);
     let externals = check_externals(sink, &raw.external);
     let pod_cidrs = super::cluster::pod_cidrs(sink, raw.cluster.as_ref());
     let file = sink.file;
@@ -38,6 +39,7 @@ pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
         namespaces,
         pods,
         externals,
+        placement,
         loopback: raw
             .loopback
             .as_ref()
@@ -190,6 +192,97 @@ fn check_pods(
     pods
 }
 
+/// Every pod's `node:`, checked: names are node names, referenced pods are declared, and no
+/// two placements contradict each other (same node and apart, two node names for one node).
+fn check_placement(
+    sink: &mut Sink<'_>,
+    raw: &RawScenario,
+    pods: &[Pod],
+) -> BTreeMap<PodId, Placement> {
+    let raw_pods: &[RawPod] = raw.pods.as_ref().map_or(&[], |p| p.value.as_slice());
+    let mut out = BTreeMap::new();
+    let mut at = BTreeMap::new();
+    for p in raw_pods {
+        let Some(node) = &p.node else { continue };
+        let id = PodId::new(&p.namespace.value, &p.name.value);
+        if !pods.iter().any(|q| q.id == id) {
+            continue;
+        }
+        let reference = |r: &str, sink: &mut Sink<'_>| -> Option<PodId> {
+            let other = r
+                .split_once('/')
+                .map(|(a, b)| PodId::new(a.trim(), b.trim()));
+            match other {
+                Some(o) if o == id => {
+                    sink.error_at(
+                        Code::Conflict,
+                        node,
+                        format!("pod `{id}` is placed relative to itself"),
+                    )
+                    .help("name another pod, e.g. `node: {different: ns/other}`");
+                    None
+                }
+                Some(o) if pods.iter().any(|q| q.id == o) => Some(o),
+                _ => {
+                    let known: Vec<String> = pods.iter().map(|q| q.id.to_string()).collect();
+                    sink.error_at(
+                        Code::UnknownPod,
+                        node,
+                        format!("pod `{id}`: `node:` names `{r}`, which is not a declared pod"),
+                    )
+                    .help(format!(
+                        "write `ns/pod` of a pod of this scenario ({})",
+                        known.join(", ")
+                    ));
+                    None
+                }
+            }
+        };
+        let placement = match &node.value {
+            RawNode::Name(n) => match crate::names::check_dns_subdomain(n) {
+                Ok(()) => Some(Placement::Node(n.clone())),
+                Err(e) => {
+                    sink.error_at(Code::InvalidName, node, format!("pod `{id}`: node name `{n}` {e}"))
+                        .help("write a node's name as `kubectl get nodes` prints it, or `{same: ns/pod}` / `{different: ns/pod}`");
+                    None
+                }
+            },
+            RawNode::Relative(r) => match (&r.same, &r.different) {
+                (Some(o), None) => reference(o, sink).map(Placement::Same),
+                (None, Some(o)) => reference(o, sink).map(Placement::Different),
+                _ => {
+                    sink.error_at(
+                        Code::InvalidName,
+                        node,
+                        format!("pod `{id}`: `node:` needs exactly one of `same` and `different`"),
+                    )
+                    .help("e.g. `node: {same: ns/pod}`");
+                    None
+                }
+            },
+        };
+        if let Some(pl) = placement {
+            at.insert(id.clone(), node);
+            out.insert(id, pl);
+        }
+    }
+    let groups = crate::cluster::placement_groups(&out);
+    let mut said = std::collections::BTreeSet::new();
+    for (id, node) in &at {
+        if let Err(why) = groups.check(id)
+            && said.insert(why.clone())
+        {
+            sink.error_at(
+                Code::Conflict,
+                *node,
+                format!("pod `{id}` cannot be placed: {why}"),
+            )
+            .help("pods on the same node (`same`, or one node name) cannot also be apart");
+        }
+    }
+    out
+}
+
 fn check_externals(sink: &mut Sink<'_>, raw: &[RawExternal]) -> Vec<External> {
     let mut externals: Vec<External> = Vec::new();
     for e in raw {
@@ -287,6 +380,14 @@ fn group_of(p: &Path) -> String {
 
 fn check_labels(sink: &mut Sink<'_>, labels: &SpMap<String>, what: &str) {
     for (k, v) in &labels.0 {
+        if OWN_LABELS.contains(&k.value.as_str()) {
+            sink.error_at(
+                Code::InvalidLabel,
+                k,
+                format!("{what} label key `{}` is netreach's own", k.value),
+            )
+            .help("netreach sets it on what it deploys (the run id, the node group of `node:`); pick another key");
+        }
         if let Err(e) = check_label_key(&k.value) {
             sink.error_at(
                 Code::InvalidLabel,

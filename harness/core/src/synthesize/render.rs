@@ -42,7 +42,9 @@ pub(crate) fn scalar(s: &str) -> String {
 pub(crate) fn namespace_labels(s: &mut String, labels: &BTreeMap<String, String>) {
     let own: BTreeMap<&String, &String> = labels
         .iter()
-        .filter(|(k, _)| *k != NAMESPACE_NAME_LABEL)
+        .filter(|(k, _)| {
+            *k != NAMESPACE_NAME_LABEL && !crate::names::OWN_LABELS.contains(&k.as_str())
+        })
         .collect();
     if !own.is_empty() {
         s.push_str("    labels:\n");

@@ -26,8 +26,9 @@ fn fixture(name: &str) -> PathBuf {
 type Body = fn(&str) -> Result<(), Failed>;
 
 pub fn trials(context: Option<String>) -> Vec<Trial> {
-    let tests: [(&str, Body); 7] = [
+    let tests: [(&str, Body); 8] = [
         ("user-crate", user_crate),
+        ("placement", placement),
         ("drift-between-two-runs", drift_between_two_runs),
         ("wrong-expectation", wrong_expectation),
         ("computed-expectations", computed_expectations),
@@ -153,6 +154,50 @@ fn computed_expectations(context: &str) -> Result<(), Failed> {
     check(
         cell.expected.origin.kind == "computed" && cell.observed == Observed::Blocked,
         format!("cell: {cell:?}"),
+    )
+}
+
+/// `node:` holds on the cluster: the `same` clients run on the server's node, the `different`
+/// ones on another, the report names every pod's node, and the policy holds on both paths.
+fn placement(context: &str) -> Result<(), Failed> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/node-paths.yaml");
+    let s = scenario::load(&path)
+        .scenario
+        .ok_or("scenarios/node-paths.yaml is invalid")?;
+    let mut c =
+        netreach::kube::connect(context, KubeOptions::default()).map_err(|e| e.to_string())?;
+    let opts = RunOptions::new(Naming::PerRun {
+        run_id: netreach::run::new_run_id(),
+    });
+    let r = run_scenario(&s, c.as_mut(), &opts, &mut |_| {});
+    let txt = text::render_scenario_with(&r, text::TextOptions { verbose: true });
+    check(
+        r.status == ScenarioStatus::Passed,
+        format!("expected a pass:\n{txt}"),
+    )?;
+    let node = |pod: &str| -> Result<&str, Failed> {
+        r.nodes
+            .get(&format!("paths/{pod}"))
+            .map(String::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| format!("no node for paths/{pod} in the report:\n{txt}").into())
+    };
+    let server = node("server")?;
+    for near in ["near-allowed", "near-denied"] {
+        check(
+            node(near)? == server,
+            format!("{near} is not on the server's node {server}:\n{txt}"),
+        )?;
+    }
+    for far in ["far-allowed", "far-denied"] {
+        check(
+            node(far)? != server,
+            format!("{far} is on the server's node {server}:\n{txt}"),
+        )?;
+    }
+    check(
+        txt.contains("  nodes: ") && txt.contains(server),
+        format!("the text report names no nodes:\n{txt}"),
     )
 }
 
