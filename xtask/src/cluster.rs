@@ -288,6 +288,7 @@ pub fn ensure_up(perm: DockerPermission) -> Result<ClusterEnv> {
     }
 
     wait_ready(&k.kube)?;
+    schedulable_control_plane(&k.kube)?;
     no_icmp_rate_limit(&k)?;
     load_image(&k, kit, &built.probe_image)?;
     let mut report = sanity::run(&k.kube, &built.probe_image)?;
@@ -341,6 +342,30 @@ fn warn_if_stale(k: &Kind, node_image: &str) {
 }
 
 /// Nodes Ready, every kube-system DaemonSet and Deployment rolled out, kube-system pods Ready.
+/// The control-plane node takes probe pods too: kind keeps its `NoSchedule` taint on a cluster
+/// with workers, which would leave one schedulable node, so `node: {different: …}` could never
+/// be met and spreading would put every pod on the worker. Removed on each `cluster up`
+/// (idempotent, also for a cluster created before this step existed).
+fn schedulable_control_plane(kube: &Kube) -> Result<()> {
+    const TAINT: &str = "node-role.kubernetes.io/control-plane";
+    let nodes = kube.json(&["get", "nodes"])?;
+    for n in nodes["items"].as_array().into_iter().flatten() {
+        let name = n["metadata"]["name"].as_str().unwrap_or_default();
+        let tainted = n["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["key"] == TAINT && t["effect"] == "NoSchedule");
+        if tainted {
+            kube.run(&["taint", "nodes", name, &format!("{TAINT}:NoSchedule-")])?;
+            note(format!(
+                "cluster: node {name}: removed the {TAINT}:NoSchedule taint, so probe pods use both nodes"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn wait_ready(kube: &Kube) -> Result<()> {
     let wait = Waiting::new("cluster: waiting for nodes and kube-system pods");
     let result = (|| -> Result<()> {

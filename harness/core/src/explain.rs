@@ -43,6 +43,9 @@ pub enum ExplainError {
     /// `--via` with something that is not a pod.
     #[error("--via {0} needs a pod target; external endpoints are reached by address")]
     BadVia(String),
+    /// `--target` is not a declared pod.
+    #[error("--target {0}: no such pod (declared: {1}); write ns/pod")]
+    UnknownTarget(String, String),
 }
 
 /// What to explain.
@@ -192,6 +195,198 @@ pub fn answer(s: &Scenario, q: &Query) -> Result<Vec<Answer>, ExplainError> {
         }
     }
     Ok(out)
+}
+
+/// What selects one pod at one step (`explain --target`).
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetAnswer {
+    /// Step index (1-based).
+    pub step: usize,
+    /// Step name.
+    pub step_name: String,
+    /// The pod.
+    pub pod: String,
+    /// The pod's labels at this step.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// What decides its incoming connections.
+    pub ingress: Selection,
+    /// What decides its outgoing connections.
+    pub egress: Selection,
+}
+
+/// The policies that select a pod for one direction, with each of their rules.
+#[derive(Clone, Debug, Serialize)]
+pub struct Selection {
+    /// `ingress` or `egress`.
+    pub direction: &'static str,
+    /// Empty: the pod is not isolated in this direction, everything is allowed.
+    pub policies: Vec<SelectingPolicy>,
+}
+
+/// A policy that selects the pod, and what its rules of that direction admit.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelectingPolicy {
+    /// `ns/name`.
+    pub policy: String,
+    /// Where it was written (`file:line`).
+    pub origin: String,
+    /// Its podSelector, in words.
+    pub selector: String,
+    /// Its rules of this direction (none: it admits nothing).
+    pub rules: Vec<RuleSummary>,
+}
+
+/// One rule in words.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleSummary {
+    /// 1-based index in its list.
+    pub rule: usize,
+    /// `file:line` of the rule.
+    pub origin: String,
+    /// Its peers in words (`every peer` when it has none).
+    pub peers: Vec<String>,
+    /// Its ports in words.
+    pub ports: String,
+}
+
+/// Every policy that selects `pod` (`ns/pod`), per direction and step, with each rule.
+///
+/// # Errors
+/// When the pod is not declared or the step is out of range.
+pub fn target(
+    s: &Scenario,
+    pod: &str,
+    step: Option<usize>,
+) -> Result<Vec<TargetAnswer>, ExplainError> {
+    use crate::engine::{describe_peer, describe_selector};
+    use crate::policy::PolicyType;
+    let id = pod
+        .split_once('/')
+        .map(|(n, p)| PodId::new(n, p))
+        .filter(|p| s.pod(p).is_some())
+        .ok_or_else(|| {
+            let pods: Vec<String> = s.pods.iter().map(|p| p.id.to_string()).collect();
+            ExplainError::UnknownTarget(pod.to_owned(), pods.join(", "))
+        })?;
+    let steps: Vec<usize> = match step {
+        Some(n) if n == 0 || n > s.steps.len() => {
+            return Err(ExplainError::BadStep(n, s.steps.len()));
+        }
+        Some(n) => vec![n],
+        None => (1..=s.steps.len()).collect(),
+    };
+    let worlds = World::per_step(s);
+    let selection = |w: &World, dir: PolicyType| Selection {
+        direction: if dir == PolicyType::Ingress {
+            "ingress"
+        } else {
+            "egress"
+        },
+        policies: w
+            .selecting(&id, dir)
+            .into_iter()
+            .map(|np| SelectingPolicy {
+                policy: np.reference().to_string(),
+                origin: np.origin.clone(),
+                selector: describe_selector(&np.pod_selector),
+                rules: query::rules_of(np, dir)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| RuleSummary {
+                        rule: i + 1,
+                        origin: query::rule_origin(np, r),
+                        peers: match r.peers.as_deref() {
+                            None | Some([]) => vec!["every peer".into()],
+                            Some(ps) => ps.iter().map(describe_peer).collect(),
+                        },
+                        ports: query::describe_ports(r),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    Ok(steps
+        .into_iter()
+        .map(|n| {
+            let w = &worlds[n - 1];
+            TargetAnswer {
+                step: n,
+                step_name: s.steps[n - 1].name.clone(),
+                pod: id.to_string(),
+                labels: w
+                    .pods
+                    .get(&id)
+                    .map(|p| p.labels.clone())
+                    .unwrap_or_default(),
+                ingress: selection(w, PolicyType::Ingress),
+                egress: selection(w, PolicyType::Egress),
+            }
+        })
+        .collect())
+}
+
+/// Renders `--target` answers as text, one block per step.
+pub fn render_target(answers: &[TargetAnswer]) -> String {
+    let mut s = String::new();
+    for a in answers {
+        let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "step {} \"{}\": {} {{{}}}",
+            a.step,
+            a.step_name,
+            a.pod,
+            labels.join(", ")
+        );
+        for sel in [&a.ingress, &a.egress] {
+            let (from, verb) = if sel.direction == "ingress" {
+                ("from", "in")
+            } else {
+                ("to", "out")
+            };
+            if sel.policies.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  {}: not isolated: no policy selects it for {}, so every connection {verb} is allowed",
+                    sel.direction, sel.direction
+                );
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "  {}: isolated by {} polic{}; a connection {verb} is allowed only if one of these rules admits it:",
+                sel.direction,
+                sel.policies.len(),
+                if sel.policies.len() == 1 { "y" } else { "ies" }
+            );
+            for p in &sel.policies {
+                let _ = writeln!(
+                    s,
+                    "    {} ({}), podSelector {}",
+                    p.policy, p.origin, p.selector
+                );
+                if p.rules.is_empty() {
+                    let _ = writeln!(s, "      no {} rules: admits nothing", sel.direction);
+                }
+                for r in &p.rules {
+                    let ports = if r.ports == "every port" {
+                        r.ports.clone()
+                    } else {
+                        format!("ports {}", r.ports)
+                    };
+                    let _ = writeln!(
+                        s,
+                        "      rule {} ({}): {from} {}; {ports}",
+                        r.rule,
+                        r.origin,
+                        r.peers.join(" OR ")
+                    );
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
 }
 
 fn parse_port(s: &str) -> Option<PortProto> {

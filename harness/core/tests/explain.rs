@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use netreach_core::explain::{ExplainError, Query, answer, render};
+use netreach_core::explain::{ExplainError, Query, answer, render, render_target, target};
 use netreach_core::model::Via;
 
 fn root() -> PathBuf {
@@ -72,6 +72,12 @@ fn snapshots() {
             "near-miss-prom",
             q("ops/prom", "web/site", None, None, None),
         ),
+        // `--target`: what selects the pod, per direction and step.
+        ("target-db", q("target shop/db", "", None, None, None)),
+        (
+            "target-web-step-2",
+            q("target shop/web", "", None, None, Some(2)),
+        ),
     ];
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut failed = Vec::new();
@@ -81,7 +87,10 @@ fn snapshots() {
         } else {
             &shop
         };
-        let got = render(&answer(s, &query).expect("answerable"));
+        let got = match query.from.strip_prefix("target ") {
+            Some(pod) => render_target(&target(s, pod, query.step).expect("a pod")),
+            None => render(&answer(s, &query).expect("answerable")),
+        };
         let path = root().join(format!("fixtures/explain/{name}.txt"));
         if update {
             std::fs::write(&path, &got).expect("write snapshot");
@@ -136,4 +145,11 @@ fn bad_queries_say_what_is_wrong() {
     ));
     let msg = e(q("shop/web", "shop/db", Some("80/tcp"), None, None)).to_string();
     assert_eq!(msg, "shop/db does not serve 80/tcp (it serves 5432/tcp)");
+    let t = target(&s, "shop/nope", None).expect_err("no such pod");
+    assert!(matches!(t, ExplainError::UnknownTarget(..)), "{t}");
+    assert!(t.to_string().contains("declared: "), "{t}");
+    assert_eq!(
+        target(&s, "shop/db", Some(3)).expect_err("no step 3"),
+        ExplainError::BadStep(3, 2)
+    );
 }

@@ -122,10 +122,14 @@ pub fn schedulable_nodes(context: &str, kubeconfig: Option<&std::path::Path>) ->
             list.items
                 .iter()
                 .filter(|n| {
-                    !n.spec
-                        .as_ref()
-                        .and_then(|s| s.unschedulable)
-                        .unwrap_or(false)
+                    // Cordoned, or tainted against pods that do not tolerate it (probe pods
+                    // tolerate only what `--toleration` adds): no probe pod goes there.
+                    let spec = n.spec.as_ref();
+                    !spec.and_then(|s| s.unschedulable).unwrap_or(false)
+                        && !spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
+                            ts.iter()
+                                .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                        })
                 })
                 .count(),
         )

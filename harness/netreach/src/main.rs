@@ -79,33 +79,9 @@ enum Command {
     Run(Box<netreach::cli::run::RunArgs>),
     /// What the NetworkPolicy specification says about one connection, step by step, and why:
     /// which policies select the source for egress and the destination for ingress, which rule
-    /// and peer admit it, or that none does.
-    Explain {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// Source pod, `ns/pod`.
-        #[arg(long)]
-        from: String,
-        /// Target: `ns/pod`, `ext:<name>` or `dns:<name>`.
-        #[arg(long)]
-        to: String,
-        /// Port, e.g. `80/tcp` (default: every port the target serves).
-        #[arg(long)]
-        port: Option<String>,
-        /// Route: ip, service or dns (default ip).
-        #[arg(long)]
-        via: Option<String>,
-        /// Only this step (1-based; default: every step).
-        #[arg(long)]
-        step: Option<usize>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-        /// A folder outside the scenario's repository that policy `file:` paths may read from
-        /// (repeatable).
-        #[arg(long = "allow-path", value_name = "DIR")]
-        allow_paths: Vec<PathBuf>,
-    },
+    /// and peer admit it, or that none does. `--target` lists what selects one pod instead;
+    /// `--policies`/`--pods` read bare manifests instead of a scenario.
+    Explain(netreach::cli::offline::ExplainArgs),
     /// Write the NetworkPolicies that allow exactly a step's intended reachability (default
     /// deny, then the fewest rules), and prove them with the policy engine cell by cell.
     Synthesize(netreach::cli::synthesize::SynthesizeArgs),
@@ -208,28 +184,7 @@ fn main() -> ExitCode {
             allow_paths,
         } => offline::lint(&paths, json, &skip, &deny, &allow, &allow_paths),
         Command::Run(args) => netreach::cli::run::main(&args),
-        Command::Explain {
-            scenario,
-            from,
-            to,
-            port,
-            via,
-            step,
-            json,
-            allow_paths,
-        } => offline::explain(
-            &scenario,
-            &allow_paths,
-            netreach::explain::Query {
-                from,
-                to,
-                port,
-                via: None,
-                step,
-            },
-            via.as_deref(),
-            json,
-        ),
+        Command::Explain(args) => offline::explain(&args),
         Command::Audit(args) => netreach::cli::audit::main(&args),
         Command::Snapshot(args) => netreach::cli::audit::snapshot_main(&args),
         Command::Gc(args) => netreach::cli::gc::main(&args),

@@ -43,7 +43,7 @@ fn allow_path_must_name_a_folder() {
 fn the_shipped_scenarios_validate() {
     let (code, err) = netreach(&["validate", "--allow-path", "docs", "scenarios"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("13 valid, 0 invalid"), "{err}");
+    assert!(err.contains("14 valid, 0 invalid"), "{err}");
     assert!(err.contains("9 other YAML file(s) skipped"), "{err}");
     // `--verbose` says which, and why.
     let (code, err) = netreach(&["validate", "--verbose", "scenarios"]);
@@ -123,4 +123,81 @@ fn validate_summarises_the_specification_check_in_text_and_json() {
         "{u}"
     );
     assert_eq!(u["expected"], "allow");
+}
+
+fn netreach_stdout(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("the netreach binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `explain` without a scenario: bare manifests (policies, workloads, namespaces) answer both a
+/// connection and `--target`, with rules pointing at the manifests' own lines.
+#[test]
+fn explain_reads_bare_manifests_and_lists_what_selects_a_pod() {
+    let manifests = [
+        "--policies",
+        "fixtures/audit/policies.yaml",
+        "--pods",
+        "fixtures/audit/workloads.yaml",
+        "--pods",
+        "fixtures/audit/namespaces.yaml",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a = vec!["explain"];
+        a.extend(manifests);
+        a.extend(extra);
+        netreach_stdout(&a)
+    };
+    let (code, out, err) = with(&["--target", "data/database"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "step 1 \"the manifests' policies\": data/database {app=database}
+  ingress: isolated by 2 policies; a connection in is allowed only if one of these rules admits it:
+    data/db-from-api (fixtures/audit/policies.yaml:13), podSelector {app=database}
+      rule 1 (fixtures/audit/policies.yaml:18): from podSelector {app=api} AND namespaceSelector {kubernetes.io/metadata.name=web}; ports 5432/tcp
+    data/default-deny (fixtures/audit/policies.yaml:6), podSelector {}
+      no ingress rules: admits nothing
+  egress: not isolated: no policy selects it for egress, so every connection out is allowed
+
+"
+    );
+    let (code, out, err) = with(&["--from", "web/api", "--to", "data/database"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(
+            "step 1 \"the manifests' policies\": web/api -> data/database 5432/tcp: ALLOW\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("data/db-from-api ingress rule 1 (fixtures/audit/policies.yaml:18)"),
+        "{out}"
+    );
+    let (code, out, _) = with(&["--target", "data/database", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v[0]["ingress"]["policies"][0]["policy"], "data/db-from-api");
+    assert_eq!(v[0]["egress"]["policies"], serde_json::json!([]));
+    // Unknown pods and missing pods are usage errors that say what would be right.
+    let (code, _, err) = with(&["--target", "data/nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--target data/nope: no such pod"), "{err}");
+    let (code, _, err) = netreach_stdout(&[
+        "explain",
+        "--policies",
+        "fixtures/audit/policies.yaml",
+        "--target",
+        "data/database",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("give them with --pods"), "{err}");
 }

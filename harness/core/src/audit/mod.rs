@@ -205,6 +205,56 @@ impl Inventory {
         }
         w
     }
+
+    /// The inventory as a one-step scenario (`netreach explain --policies --pods`): its
+    /// namespaces and pods (one per workload, named after it) as declared, and a step that
+    /// applies every policy; policies keep their `file:line`. No expectations, no addresses.
+    pub fn as_scenario(&self) -> crate::model::Scenario {
+        use crate::model::{Action, Loopback, Namespace, Pod, Scenario, Step};
+        let w = self.world();
+        Scenario {
+            id: "manifests".into(),
+            group: String::new(),
+            path: std::path::PathBuf::from(&self.source),
+            title: self.source.clone(),
+            description: None,
+            namespaces: w
+                .namespaces
+                .iter()
+                .map(|(name, labels)| Namespace {
+                    name: name.clone(),
+                    labels: labels.clone(),
+                    existing: false,
+                })
+                .collect(),
+            pods: w
+                .pods
+                .values()
+                .map(|p| Pod {
+                    id: p.id.clone(),
+                    labels: p.labels.clone(),
+                    ports: p.ports.clone(),
+                })
+                .collect(),
+            externals: Vec::new(),
+            placement: BTreeMap::new(),
+            loopback: Loopback::Allow,
+            pod_cidrs: Vec::new(),
+            cells: Vec::new(),
+            steps: vec![Step {
+                index: 1,
+                name: "the manifests' policies".into(),
+                line: 0,
+                actions: w
+                    .policies
+                    .values()
+                    .cloned()
+                    .map(Action::ApplyPolicy)
+                    .collect(),
+                expected: Default::default(),
+            }],
+        }
+    }
 }
 
 /// A lint finding on the audited objects.

@@ -226,7 +226,7 @@ fn inventory(
     namespaces: &[String],
 ) -> anyhow::Result<Result<Inventory, i32>> {
     if !files.is_empty() {
-        return Ok(from_files(files)?.ok_or(exit::INVALID));
+        return Ok(from_files(command, files)?.ok_or(exit::INVALID));
     }
     let Some(context) = super::run::require_context(context) else {
         return Ok(Err(exit::USAGE));
@@ -251,19 +251,20 @@ fn write_file(path: &Path, text: &str, flag: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The manifests under `paths`; `None` (after printing every problem) when some are invalid.
-fn from_files(paths: &[PathBuf]) -> anyhow::Result<Option<Inventory>> {
+/// The manifests under `paths`; `None` (after printing every problem, as `netreach <command>`)
+/// when some are invalid.
+pub(super) fn from_files(command: &str, paths: &[PathBuf]) -> anyhow::Result<Option<Inventory>> {
     let mut found = Vec::new();
     for p in paths {
         if let Err(e) = walk(p, &mut found) {
-            eprintln!("netreach audit: cannot read {}: {e}", p.display());
+            eprintln!("netreach {command}: cannot read {}: {e}", p.display());
             return Ok(None);
         }
     }
     found.sort();
     found.dedup();
     if found.is_empty() {
-        eprintln!("netreach audit: no manifests (*.yaml, *.yml, *.json) under the given paths");
+        eprintln!("netreach {command}: no manifests (*.yaml, *.yml, *.json) under the given paths");
         return Ok(None);
     }
     let mut files = Vec::new();
@@ -271,7 +272,7 @@ fn from_files(paths: &[PathBuf]) -> anyhow::Result<Option<Inventory>> {
         let size = std::fs::metadata(f)?.len();
         if size > MAX_FILE_SIZE {
             eprintln!(
-                "netreach audit: {}: larger than {MAX_FILE_SIZE} bytes, the most netreach reads; split it",
+                "netreach {command}: {}: larger than {MAX_FILE_SIZE} bytes, the most netreach reads; split it",
                 f.display()
             );
             return Ok(None);
@@ -279,7 +280,7 @@ fn from_files(paths: &[PathBuf]) -> anyhow::Result<Option<Inventory>> {
         match std::fs::read_to_string(f) {
             Ok(t) => files.push(SourceFile::new(f.clone(), t)),
             Err(e) => {
-                eprintln!("netreach audit: cannot read {}: {e}", f.display());
+                eprintln!("netreach {command}: cannot read {}: {e}", f.display());
                 return Ok(None);
             }
         }

@@ -233,15 +233,53 @@ pub fn lint(
     Ok(report.exit_code())
 }
 
+/// Arguments of `netreach explain`.
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The scenario file, or a snapshot folder (`netreach snapshot -o DIR`: its scenario).
+    /// Leave it out to read bare manifests with `--policies` and `--pods`.
+    #[arg(required_unless_present = "policies")]
+    pub scenario: Option<PathBuf>,
+    /// Source pod, `ns/pod`.
+    #[arg(long, required_unless_present = "target", requires = "to")]
+    pub from: Option<String>,
+    /// Target: `ns/pod`, `ext:<name>` or `dns:<name>`.
+    #[arg(long, required_unless_present = "target", requires = "from")]
+    pub to: Option<String>,
+    /// Instead of one connection: every policy that selects this pod (`ns/pod`) for ingress
+    /// and for egress, with each of its rules in words and their lines.
+    #[arg(long, value_name = "POD", conflicts_with_all = ["from", "to", "port", "via"])]
+    pub target: Option<String>,
+    /// Port, e.g. `80/tcp` (default: every port the target serves).
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Route: ip, service or dns (default ip).
+    #[arg(long)]
+    pub via: Option<String>,
+    /// Only this step (1-based; default: every step).
+    #[arg(long)]
+    pub step: Option<usize>,
+    /// Without a scenario: NetworkPolicy manifests, a file or a folder (repeatable). Other
+    /// objects in them count too.
+    #[arg(long, value_name = "PATH", conflicts_with = "scenario")]
+    pub policies: Vec<PathBuf>,
+    /// With `--policies`: the pods they apply to, as manifests (Pods, Deployments, StatefulSets,
+    /// … — one pod per workload, named after it — and Namespaces with their labels), a file or a
+    /// folder (repeatable).
+    #[arg(long, value_name = "PATH", requires = "policies")]
+    pub pods: Vec<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// A folder outside the scenario's repository that policy `file:` paths may read from
+    /// (repeatable).
+    #[arg(long = "allow-path", value_name = "DIR")]
+    pub allow_paths: Vec<PathBuf>,
+}
+
 /// `netreach explain`: the exit code.
-pub fn explain(
-    path: &std::path::Path,
-    allow: &[PathBuf],
-    mut q: crate::explain::Query,
-    via: Option<&str>,
-    json: bool,
-) -> anyhow::Result<i32> {
-    q.via = match via {
+pub fn explain(a: &ExplainArgs) -> anyhow::Result<i32> {
+    let via = match a.via.as_deref() {
         None | Some("ip") => None,
         Some("service") => Some(crate::model::Via::Service),
         Some("dns") => Some(crate::model::Via::Dns),
@@ -250,36 +288,79 @@ pub fn explain(
             return Ok(exit::USAGE);
         }
     };
-    let Some(options) = crate::cli::load_options("explain", allow) else {
-        return Ok(exit::USAGE);
-    };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let loaded = scenario::load_with_options(path, &options);
-    let Some(s) = loaded.scenario else {
-        print_diagnostics(&loaded.diagnostics, false, color);
-        return Ok(exit::INVALID);
-    };
-    match crate::explain::answer(&s, &q) {
-        Ok(a) => {
-            let text = if json {
-                serde_json::to_string_pretty(&a)? + "\n"
-            } else {
-                crate::explain::render(&a)
-            };
-            // A closed pipe (`| head`) is not an error.
-            if let Err(e) =
-                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                return Err(e.into());
+    let s = if a.policies.is_empty() {
+        let Some(options) = crate::cli::load_options("explain", &a.allow_paths) else {
+            return Ok(exit::USAGE);
+        };
+        let Some(path) = &a.scenario else {
+            eprintln!("netreach explain: give a scenario, or --policies and --pods");
+            return Ok(exit::USAGE);
+        };
+        // A snapshot folder: its scenario.
+        let path = if path.is_dir() {
+            path.join(crate::audit::snapshot::SCENARIO_FILE)
+        } else {
+            path.clone()
+        };
+        let loaded = scenario::load_with_options(&path, &options);
+        let Some(s) = loaded.scenario else {
+            print_diagnostics(&loaded.diagnostics, false, color);
+            return Ok(exit::INVALID);
+        };
+        s
+    } else {
+        let paths: Vec<PathBuf> = a.policies.iter().chain(&a.pods).cloned().collect();
+        match super::audit::from_files("explain", &paths)? {
+            Some(inv) if !inv.pods.is_empty() => inv.as_scenario(),
+            Some(_) => {
+                eprintln!(
+                    "netreach explain: no pods or workloads in {}; give them with --pods",
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(exit::USAGE);
             }
-            Ok(exit::SUCCESS)
+            None => return Ok(exit::INVALID),
         }
-        Err(e) => {
-            eprintln!("netreach explain: {e}");
-            Ok(exit::USAGE)
+    };
+    let text = match &a.target {
+        Some(pod) => match crate::explain::target(&s, pod, a.step) {
+            Ok(t) if a.json => serde_json::to_string_pretty(&t)? + "\n",
+            Ok(t) => crate::explain::render_target(&t),
+            Err(e) => {
+                eprintln!("netreach explain: {e}");
+                return Ok(exit::USAGE);
+            }
+        },
+        None => {
+            let q = crate::explain::Query {
+                from: a.from.clone().unwrap_or_default(),
+                to: a.to.clone().unwrap_or_default(),
+                port: a.port.clone(),
+                via,
+                step: a.step,
+            };
+            match crate::explain::answer(&s, &q) {
+                Ok(ans) if a.json => serde_json::to_string_pretty(&ans)? + "\n",
+                Ok(ans) => crate::explain::render(&ans),
+                Err(e) => {
+                    eprintln!("netreach explain: {e}");
+                    return Ok(exit::USAGE);
+                }
+            }
         }
+    };
+    // A closed pipe (`| head`) is not an error.
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
     }
+    Ok(exit::SUCCESS)
 }
 
 /// `netreach diff`: the exit code.
