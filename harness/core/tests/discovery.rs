@@ -82,6 +82,7 @@ fn the_shipped_scenarios_are_found_and_their_policy_files_are_not() {
             "dns-egress.yaml",
             "egress-external.yaml",
             "named-ports.yaml",
+            "node-paths.yaml",
             "policy-update-delete.yaml",
             "quarantine.yaml",
             "three-tier.yaml",

@@ -13,7 +13,7 @@
 //! (+ `big.png`): the shipped scenarios plus one of 30 pods (1,800 cells a step) for the
 //! figures in BENCHMARKS.md, which the script prints as a `BENCH {…}` line.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -161,6 +161,18 @@ fn browser_test() -> Result<Completion, Failed> {
 
     let audit = audit_expectations(&out, &info)?;
 
+    // The three-tier scenario's pods by node, as the page's header says it.
+    let pod_nodes = {
+        let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (pod, node) in &tt.nodes {
+            by.entry(node.as_str()).or_default().push(pod.as_str());
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .map(|(n, pods)| format!("{n} ({})", pods.join(", ")))
+            .collect();
+        format!("nodes {}", parts.join("; "))
+    };
     let expect = json!({
         "audit": audit,
         "chromium": chromium,
@@ -191,6 +203,7 @@ fn browser_test() -> Result<Completion, Failed> {
             "nodes": nodes,
             "edges": expected_edges.iter().map(|(a, b)| json!([a, b, "allowed"])).collect::<Vec<_>>(),
             "changedStep": changed_step,
+            "podNodes": pod_nodes,
             "changed": changed,
         },
         "bigReport": {

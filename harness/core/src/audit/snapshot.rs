@@ -118,15 +118,15 @@ pub fn snapshot(inv: &Inventory, namespaces: &[String]) -> Result<Snapshot, Snap
             ));
         }
     }
-    // One pod per workload: the first of its pods, by name.
-    let mut by_workload: BTreeMap<(&str, Owner), &Pod> = BTreeMap::new();
-    let mut pods_per_workload: BTreeMap<(&str, Owner), usize> = BTreeMap::new();
+    // One pod per workload: the first of its pods by name, and how many it has.
+    let mut by_workload: BTreeMap<(&str, Owner), (&Pod, usize)> = BTreeMap::new();
     for p in inv.pods.iter().filter(|p| chosen.contains(p.ns.as_str())) {
-        let key = (p.ns.as_str(), Owner::of(p));
-        *pods_per_workload.entry(key.clone()).or_default() += 1;
-        let e = by_workload.entry(key).or_insert(p);
-        if p.name < e.name {
-            *e = p;
+        let e = by_workload
+            .entry((p.ns.as_str(), Owner::of(p)))
+            .or_insert((p, 0));
+        e.1 += 1;
+        if p.name < e.0.name {
+            e.0 = p;
         }
     }
     if by_workload.is_empty() {
@@ -166,10 +166,10 @@ pub fn snapshot(inv: &Inventory, namespaces: &[String]) -> Result<Snapshot, Snap
                 + if others.len() > 8 { ", …" } else { "" }
         ));
     }
-    let many: Vec<String> = pods_per_workload
+    let many: Vec<String> = by_workload
         .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|((ns, o), n)| format!("{ns}/{} ({n} pods)", o.name))
+        .filter(|(_, (_, n))| *n > 1)
+        .map(|((ns, o), (_, n))| format!("{ns}/{} ({n} pods)", o.name))
         .collect();
     if !many.is_empty() {
         left_out.push(format!(
@@ -221,7 +221,7 @@ pub fn snapshot(inv: &Inventory, namespaces: &[String]) -> Result<Snapshot, Snap
     s.push_str("pods:\n");
     let mut pods = BTreeMap::new();
     let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
-    for ((ns, owner), p) in &by_workload {
+    for ((ns, owner), (p, _)) in &by_workload {
         let base = pod_name(&owner.name);
         let mut name = base.clone();
         let mut k = 2;

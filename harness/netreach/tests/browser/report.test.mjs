@@ -117,6 +117,7 @@ try {
   const T = E.threeTier;
   const tsc = `#nr-sc-${T.si}`;
   await page.click(`${tsc} > summary`);
+  eq(await page.locator(`${tsc} .scmeta .podnodes`).textContent(), T.podNodes, 'the node of each pod');
   await page.click(`${tsc} .steptab[data-k="${T.changedStep}"]`);
   await page.check('#nr-filter-changed');
   eq(await visible(page, `${tsc} td.c`), T.changed, 'cells changed since step 1');

@@ -83,6 +83,9 @@ pub struct ScenarioData {
     status: ScenarioStatus,
     probe_timeout_s: u32,
     namespaces: Vec<(String, String)>,
+    /// `[node, [pod, …]]`: where the probe pods ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pod_nodes: Vec<(String, Vec<String>)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -382,6 +385,13 @@ pub fn scenario(r: &ScenarioReport) -> ScenarioData {
         status: r.status,
         probe_timeout_s: r.probe_timeout_s,
         namespaces: r.namespaces.clone(),
+        pod_nodes: {
+            let mut by: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for (pod, node) in &r.nodes {
+                by.entry(node).or_default().push(pod.clone());
+            }
+            by.into_iter().map(|(n, p)| (n.to_owned(), p)).collect()
+        },
         error: r.error.clone(),
         teardown_error: r.teardown_error.clone(),
         kept: r.kept,

@@ -90,6 +90,9 @@
     if (sc.namespaces.length) {
       h += '<span>namespaces ' + sc.namespaces.map((n) => n[0] === n[1] ? esc(n[0]) : esc(n[0]) + ' = ' + esc(n[1])).join(', ') + '</span>';
     }
+    if (sc.pod_nodes) {
+      h += '<span class="podnodes">nodes ' + sc.pod_nodes.map((n) => esc(n[0]) + ' (' + n[1].map(esc).join(', ') + ')').join('; ') + '</span>';
+    }
     if (sc.kept) h += '<span>kept in the cluster</span>';
     h += '</p>';
     if (sc.error) h += '<div class="err">' + esc(sc.error) + '</div>';
