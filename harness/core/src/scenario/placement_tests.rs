@@ -179,7 +179,7 @@ fn a_group_kept_apart_from_itself_is_refused_once() {
 /// netreach labels its pods with the run and the node group: a scenario's own labels may not
 /// use those keys, or a policy of it could select on what netreach adds.
 #[test]
-fn netreach_own_label_prefix_is_refused() {
+fn netreach_own_labels_are_refused() {
     let got = problems(
         "  - {name: a, namespace: x, ports: [80/tcp], labels: {netreach.dev/node-group: g0}}\n",
     );
@@ -188,5 +188,18 @@ fn netreach_own_label_prefix_is_refused() {
             && *line == 4
             && m.contains("is netreach's own")),
         "{got:?}"
+    );
+    // Nor may a step set or remove them.
+    let l = load_str(
+        Path::new("scn/placement.yaml"),
+        "version: 1\nnamespaces: [{name: x}]\npods:\n  - {name: a, namespace: x, ports: [80/tcp]}\nsteps:\n  - relabel: [{pod: x/a, labels: {netreach.dev/run: null}}]\n    expect: [{default: allow}]\n",
+        &MemReader(BTreeMap::<PathBuf, String>::new()),
+    );
+    assert!(
+        l.diagnostics.0.iter().any(|d| d.code == Code::InvalidLabel
+            && d.pos.line == 6
+            && d.message.contains("is netreach's own")),
+        "{}",
+        l.diagnostics.render(false)
     );
 }

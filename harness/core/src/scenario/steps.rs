@@ -195,6 +195,15 @@ impl<'a> Steps<'a> {
                 .help("it always equals the namespace's name; change another label");
                 bad = true;
             }
+            if crate::names::OWN_LABELS.contains(&k.value.as_str()) {
+                sink.error_at(
+                    Code::InvalidLabel,
+                    k,
+                    format!("label key `{}` is netreach's own", k.value),
+                )
+                .help("netreach sets it on what it deploys (the run id, the node group of `node:`); change another label");
+                bad = true;
+            }
         }
         match (&rl.pod, &rl.namespace) {
             (Some(p), None) => {
