@@ -13,7 +13,7 @@
 //! (+ `big.png`): the shipped scenarios plus one of 30 pods (1,800 cells a step) for the
 //! figures in BENCHMARKS.md, which the script prints as a `BENCH {…}` line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -163,11 +163,8 @@ fn browser_test() -> Result<Completion, Failed> {
 
     // The three-tier scenario's pods by node, as the page's header says it.
     let pod_nodes = {
-        let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (pod, node) in &tt.nodes {
-            by.entry(node.as_str()).or_default().push(pod.as_str());
-        }
-        let parts: Vec<String> = by
+        let parts: Vec<String> = tt
+            .pods_by_node()
             .iter()
             .map(|(n, pods)| format!("{n} ({})", pods.join(", ")))
             .collect();

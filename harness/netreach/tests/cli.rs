@@ -3,16 +3,10 @@
 use std::path::Path;
 use std::process::Command;
 
+/// Exit code and stderr.
 fn netreach(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("the netreach binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = netreach_stdout(args);
+    (code, err)
 }
 
 #[test]

@@ -151,6 +151,15 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// Where the pods ran, node by node (`node -> [ns/pod, …]`, both sorted).
+    pub fn pods_by_node(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (pod, node) in &self.nodes {
+            by.entry(node).or_default().push(pod);
+        }
+        by
+    }
+
     /// An empty report for a scenario about to run.
     pub fn new(s: &Scenario, plan: &DeployPlan) -> Self {
         ScenarioReport {

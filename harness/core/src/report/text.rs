@@ -39,11 +39,8 @@ pub fn render_scenario_with(r: &ScenarioReport, o: TextOptions) -> String {
     // Where the pods ran, when it may matter (a cell disagrees) or is asked for: enforcers
     // differ between same-node and cross-node paths.
     if !r.nodes.is_empty() && (o.verbose || r.status != ScenarioStatus::Passed) {
-        let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (pod, node) in &r.nodes {
-            by_node.entry(node).or_default().push(pod);
-        }
-        let nodes: Vec<String> = by_node
+        let nodes: Vec<String> = r
+            .pods_by_node()
             .iter()
             .map(|(n, pods)| format!("{n} ({})", pods.join(", ")))
             .collect();

@@ -47,11 +47,7 @@ pub fn validate(paths: &[PathBuf], out: &ValidateOutput, allow: &[PathBuf]) -> a
         Ok(_) => {
             eprintln!(
                 "netreach validate: no scenario files (*.yaml, *.yml) under {}",
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                shown(paths)
             );
             return Ok(exit::USAGE);
         }
@@ -215,12 +211,7 @@ pub fn lint(
     } else {
         crate::lint::render_text(&report)
     };
-    // A closed pipe (`| head`) is not an error.
-    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(e.into());
-    }
+    print_out(&text)?;
     eprintln!(
         "linted {} scenario(s): {} finding(s) ({} error(s), {} warning(s), {} info); {} invalid scenario(s) not linted",
         report.scenarios.len(),
@@ -316,11 +307,7 @@ pub fn explain(a: &ExplainArgs) -> anyhow::Result<i32> {
             Some(_) => {
                 eprintln!(
                     "netreach explain: no pods or workloads in {}; give them with --pods",
-                    paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    shown(&paths)
                 );
                 return Ok(exit::USAGE);
             }
@@ -354,12 +341,7 @@ pub fn explain(a: &ExplainArgs) -> anyhow::Result<i32> {
             }
         }
     };
-    // A closed pipe (`| head`) is not an error.
-    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(e.into());
-    }
+    print_out(&text)?;
     Ok(exit::SUCCESS)
 }
 
@@ -414,6 +396,23 @@ pub fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow:
     } else {
         exit::SUCCESS
     })
+}
+
+/// `paths` for a message: `a, b`.
+fn shown(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str) -> std::io::Result<()> {
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn print_diagnostics(d: &Diagnostics, short: bool, color: bool) {

@@ -385,13 +385,11 @@ pub fn scenario(r: &ScenarioReport) -> ScenarioData {
         status: r.status,
         probe_timeout_s: r.probe_timeout_s,
         namespaces: r.namespaces.clone(),
-        pod_nodes: {
-            let mut by: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-            for (pod, node) in &r.nodes {
-                by.entry(node).or_default().push(pod.clone());
-            }
-            by.into_iter().map(|(n, p)| (n.to_owned(), p)).collect()
-        },
+        pod_nodes: r
+            .pods_by_node()
+            .into_iter()
+            .map(|(n, pods)| (n.to_owned(), pods.into_iter().map(str::to_owned).collect()))
+            .collect(),
         error: r.error.clone(),
         teardown_error: r.teardown_error.clone(),
         kept: r.kept,
