@@ -363,14 +363,39 @@ fn suite_ratio(root: &Path, env: &cluster::ClusterEnv, machine: &str) -> Result<
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(0);
         eprintln!("xtask: bench: --jobs {jobs}: {secs:.0} s, {cells} cells");
-        rows.push((jobs, secs, cells));
+        // Where the time went: the scenarios' own durations summed (equal to the wall time
+        // when nothing overlaps), and the longest one (the floor no --jobs goes below).
+        let durations: Vec<(f64, String)> = v["scenarios"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|sc| {
+                let ms = sc["duration_ms"].as_f64().unwrap_or(0.0);
+                let name = format!(
+                    "{}/{}",
+                    sc["group"].as_str().unwrap_or_default(),
+                    sc["id"].as_str().unwrap_or_default()
+                );
+                (ms / 1000.0, name)
+            })
+            .collect();
+        let summed: f64 = durations.iter().map(|d| d.0).sum();
+        let longest = durations
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .cloned()
+            .unwrap_or_default();
+        rows.push((jobs, secs, cells, summed, longest));
     }
     let ratio = rows[0].1 / rows[1].1.max(0.001);
     let mut s = format!(
-        "<!-- bench-suite:begin -->\nMachine: {machine}.\n\n| --jobs | wall s | cells |\n|---:|---:|---:|\n"
+        "<!-- bench-suite:begin -->\nMachine: {machine}.\n\n| --jobs | wall s | cells | scenario time summed s | longest scenario s |\n|---:|---:|---:|---:|---:|\n"
     );
-    for (j, secs, cells) in &rows {
-        s.push_str(&format!("| {j} | {secs:.0} | {cells} |\n"));
+    for (j, secs, cells, summed, (long_s, long)) in &rows {
+        s.push_str(&format!(
+            "| {j} | {secs:.0} | {cells} | {summed:.0} | {long_s:.0} ({long}, {:.0}% of the wall time) |\n",
+            100.0 * long_s / secs.max(0.001)
+        ));
     }
     s.push_str(&format!(
         "\nSuite-time ratio, one at a time / --jobs 4: **{ratio:.2}x**.\n<!-- bench-suite:end -->"
