@@ -199,6 +199,8 @@ fn main() -> ExitCode {
             rounds,
             json,
         } => (|| {
+            // Bench deploys namespaces too: an interrupt deletes them, as for `run`.
+            netreach::signal::cleanup_on_interrupt();
             let results = netreach::bench::run(
                 &context,
                 &sizes,

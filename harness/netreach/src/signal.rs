@@ -47,7 +47,9 @@ pub fn cleanup_on_interrupt() {
                 for d in &r.deleted {
                     eprintln!("netreach: deleted {d}");
                 }
-                report_left(&r.left, &r.contexts);
+                if !r.left.is_empty() {
+                    report_left(&r.left, &r.contexts);
+                }
                 std::process::exit(exit::INTERRUPTED);
             }
             if stop_rx.try_recv().is_ok() {
@@ -62,6 +64,8 @@ pub fn cleanup_on_interrupt() {
     });
 }
 
+/// Names what may be left and the gc command that removes it (after cleanup that left some, or a
+/// second signal that did not wait for cleanup).
 fn report_left(left: &[String], contexts: &[String]) {
     for l in left {
         eprintln!("netreach: may be left: {l}");
@@ -69,9 +73,7 @@ fn report_left(left: &[String], contexts: &[String]) {
     let ctx = contexts
         .first()
         .map_or_else(|| "<context>".to_owned(), Clone::clone);
-    if !left.is_empty() || contexts.is_empty() {
-        eprintln!(
-            "netreach: `netreach gc --context {ctx} --stale-after 0` removes what a run left once it is no longer alive"
-        );
-    }
+    eprintln!(
+        "netreach: `netreach gc --context {ctx} --stale-after 0` removes what a run left once it is no longer alive"
+    );
 }

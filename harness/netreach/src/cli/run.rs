@@ -166,6 +166,9 @@ pub(crate) fn require_context(c: Option<&str>) -> Option<&str> {
 /// # Errors
 /// When scenarios cannot be listed or reports cannot be written.
 pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
+    // First: a signal at any later instant is this process's to handle (exit 130, after deleting
+    // whatever was created by then), never the default disposition's.
+    crate::signal::cleanup_on_interrupt();
     let Some(context) = require_context(args.context.as_deref()) else {
         return Ok(exit::USAGE);
     };
@@ -206,7 +209,6 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
         eprintln!("netreach: {invalid} scenario(s) are invalid; nothing was deployed");
         return Ok(exit::INVALID);
     }
-    crate::signal::cleanup_on_interrupt();
     let pods = match args.pod_options() {
         Ok(p) => p,
         Err(e) => {

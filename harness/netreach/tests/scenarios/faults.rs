@@ -24,7 +24,7 @@ use netreach::run::{RunOptions, new_run_id, run_scenario};
 use netreach::scenario;
 use netreach::verdict::Status;
 
-use super::support::{FaultProxy, ProxyMode, check, client, rt};
+use super::support::{FaultProxy, ProxyMode, check, client, renamed_fixture, rt, slow_fixture};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -178,7 +178,7 @@ fn run_namespaces(context: &str) -> Result<BTreeSet<String>, Failed> {
 fn wait_for_namespaces(
     context: &str,
     before: &BTreeSet<String>,
-    prefixes: &[&str],
+    prefixes: &[String],
     n: usize,
     within: Duration,
 ) -> Result<Vec<String>, Failed> {
@@ -186,7 +186,7 @@ fn wait_for_namespaces(
     loop {
         let ours: Vec<String> = run_namespaces(context)?
             .difference(before)
-            .filter(|x| prefixes.iter().any(|p| x.starts_with(p)))
+            .filter(|x| prefixes.iter().any(|p| x.starts_with(p.as_str())))
             .cloned()
             .collect();
         if ours.len() >= n || Instant::now() > deadline {
@@ -228,7 +228,7 @@ fn gc(context: &str, extra: &[&str]) -> Result<String, Failed> {
 /// that waited for unschedulable pods; and gc deleted `--keep` namespaces.
 fn gc_spares_waiting_and_kept_runs(context: &str) -> Result<(), Failed> {
     let before = run_namespaces(context)?;
-    let fix = fixture("slow.yaml");
+    let (fix, prefixes) = slow_fixture("gc")?;
     let mut child = netreach(
         &[
             "run",
@@ -242,7 +242,7 @@ fn gc_spares_waiting_and_kept_runs(context: &str) -> Result<(), Failed> {
     )
     .spawn()
     .map_err(|e| e.to_string())?;
-    let ours = wait_for_namespaces(context, &before, &["p-", "q-"], 2, Duration::from_secs(30))?;
+    let ours = wait_for_namespaces(context, &before, &prefixes, 2, Duration::from_secs(30))?;
     if ours.len() != 2 {
         let _ = child.kill();
         return Err(format!("the waiting run's namespaces never appeared ({ours:?})").into());
@@ -263,7 +263,7 @@ fn gc_spares_waiting_and_kept_runs(context: &str) -> Result<(), Failed> {
     }
     // A kept run: gc leaves it unless asked.
     let before = run_namespaces(context)?;
-    let wrong = fixture("wrong-expectation.yaml");
+    let (wrong, kept_prefix) = renamed_fixture("wrong-expectation.yaml", "gc", &["x"])?;
     let st = netreach(
         &[
             "run",
@@ -280,7 +280,7 @@ fn gc_spares_waiting_and_kept_runs(context: &str) -> Result<(), Failed> {
         st.code() == Some(1),
         format!("the wrong fixture should exit 1, got {st}"),
     )?;
-    let kept = wait_for_namespaces(context, &before, &["x-"], 1, Duration::from_secs(5))?;
+    let kept = wait_for_namespaces(context, &before, &kept_prefix, 1, Duration::from_secs(5))?;
     check(kept.len() == 1, format!("the kept namespace: {kept:?}"))?;
     let out = gc(context, &["--stale-after", "0", "--dry-run"])?;
     check(
@@ -310,11 +310,11 @@ fn gc_spares_waiting_and_kept_runs(context: &str) -> Result<(), Failed> {
 fn interrupt_at_any_instant(context: &str) -> Result<(), Failed> {
     let proxy = FaultProxy::start(context, "instants")?;
     proxy.set(ProxyMode::Delay(Duration::from_millis(60)));
-    let fix = fixture("slow.yaml");
+    let (fix, prefixes) = slow_fixture("instant")?;
     let mut leftovers = Vec::new();
     for ms in [300u64, 600, 900, 1200, 1600, 2200, 3000, 4500] {
         let before = run_namespaces(context)?;
-        let mut child = netreach(
+        let child = netreach(
             &[
                 "run",
                 "--context",
@@ -327,15 +327,17 @@ fn interrupt_at_any_instant(context: &str) -> Result<(), Failed> {
         .map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(ms));
         interrupt(&child)?;
-        let code = child.wait().map_err(|e| e.to_string())?.code();
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
         let left: Vec<String> = run_namespaces(context)?
             .difference(&before)
-            .filter(|n| n.starts_with("p-") || n.starts_with("q-"))
+            .filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
             .cloned()
             .collect();
-        if !left.is_empty() || !matches!(code, Some(130) | Some(0)) {
+        if !left.is_empty() || !matches!(out.status.code(), Some(130) | Some(0)) {
             leftovers.push(format!(
-                "SIGINT after {ms} ms: exit {code:?}, left {left:?}"
+                "SIGINT after {ms} ms: {}, left {left:?}; its stderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
             ));
         }
     }
@@ -346,7 +348,7 @@ fn interrupt_at_any_instant(context: &str) -> Result<(), Failed> {
 fn second_interrupt_escapes_a_hung_api(context: &str) -> Result<(), Failed> {
     let proxy = FaultProxy::start(context, "hang")?;
     let before = run_namespaces(context)?;
-    let fix = fixture("slow.yaml");
+    let (fix, prefixes) = slow_fixture("hang")?;
     let mut child = netreach(
         &[
             "run",
@@ -358,7 +360,7 @@ fn second_interrupt_escapes_a_hung_api(context: &str) -> Result<(), Failed> {
     )
     .spawn()
     .map_err(|e| e.to_string())?;
-    let ours = wait_for_namespaces(context, &before, &["p-", "q-"], 2, Duration::from_secs(60))?;
+    let ours = wait_for_namespaces(context, &before, &prefixes, 2, Duration::from_secs(60))?;
     proxy.set(ProxyMode::Hang);
     interrupt(&child)?;
     std::thread::sleep(Duration::from_secs(2));

@@ -203,9 +203,10 @@ fn placement(context: &str) -> Result<(), Failed> {
 
 fn interrupt_cleans_up(context: &str) -> Result<(), Failed> {
     let before = nk::list_run_namespaces(context).map_err(|e| e.to_string())?;
+    let (fix, prefixes) = super::support::slow_fixture("cleanup")?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_netreach"))
         .args(["run", "--context", context])
-        .arg(fixture("slow.yaml"))
+        .arg(fix)
         .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start netreach: {e}"))?;
@@ -213,10 +214,10 @@ fn interrupt_cleans_up(context: &str) -> Result<(), Failed> {
     let mut ours = Vec::new();
     while Instant::now() < deadline {
         let now = nk::list_run_namespaces(context).map_err(|e| e.to_string())?;
-        // Only this run's (p-<id>, q-<id>): other runs may share the cluster.
+        // Only this run's (cleanupp-<id>, cleanupq-<id>): other runs may share the cluster.
         ours = now
             .difference(&before)
-            .filter(|n| n.starts_with("p-") || n.starts_with("q-"))
+            .filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
             .cloned()
             .collect();
         if ours.len() == 2 {

@@ -51,6 +51,45 @@ pub fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// A `fixtures/lifecycle/` scenario with each of its `namespaces` renamed `<tag><name>`, and the
+/// prefixes of the namespaces its runs create (`<tag><name>-`). Tests that interrupt, wait for or
+/// gc a run tell its namespaces apart by these prefixes: with the fixtures' own names, two tests
+/// running at once took each other's namespaces for their own (an interrupt "left" the other
+/// test's run).
+pub fn renamed_fixture(
+    file: &str,
+    tag: &str,
+    namespaces: &[&str],
+) -> Result<(PathBuf, Vec<String>), Failed> {
+    let src = root().join("fixtures/lifecycle").join(file);
+    let mut text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+    for ns in namespaces {
+        let declared = format!("- name: {ns}\n");
+        check(
+            text.matches(&declared).count() == 1,
+            format!("{}: expected namespace `{ns}` declared once", src.display()),
+        )?;
+        text = text.replace(&declared, &format!("- name: {tag}{ns}\n"));
+        for end in [",", "}"] {
+            text = text.replace(
+                &format!("namespace: {ns}{end}"),
+                &format!("namespace: {tag}{ns}{end}"),
+            );
+        }
+    }
+    let path = scratch(&format!("{tag}-{file}"));
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((
+        path,
+        namespaces.iter().map(|ns| format!("{tag}{ns}-")).collect(),
+    ))
+}
+
+/// `slow.yaml` (a run long enough to interrupt), renamed for one test: see [`renamed_fixture`].
+pub fn slow_fixture(tag: &str) -> Result<(PathBuf, Vec<String>), Failed> {
+    renamed_fixture("slow.yaml", tag, &["p", "q"])
+}
+
 /// The kubeconfig files in use (`KUBECONFIG`, else ~/.kube/config), parsed.
 fn kubeconfigs() -> Result<Vec<Value>, Failed> {
     let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
