@@ -20,6 +20,11 @@ pub enum BindError {
     /// No real name for a logical namespace.
     #[error("namespace `{0}` has no real name in this run")]
     Namespace(String),
+    /// A step adds or removes a namespace given to the run, or a pod in one.
+    #[error(
+        "namespace `{0}` is given to the run (`--namespace`): a step cannot add or remove it, or pods in it (netreach never deletes what it was given)"
+    )]
+    Given(String),
     /// No IP for a pod.
     #[error("pod `{0}` has no IP address (not deployed, or not ready)")]
     PodIp(PodId),
@@ -77,6 +82,26 @@ impl Bindings {
         self.namespaces
             .real(logical)
             .ok_or_else(|| BindError::Namespace(logical.to_owned()))
+    }
+
+    /// Forgets a pod (removed by a step): its address, node and Service address.
+    pub fn unbind(&mut self, p: &PodId) {
+        self.pod_ips.remove(p);
+        self.pod_nodes.remove(p);
+        self.service_ips.remove(p);
+    }
+
+    /// Takes a pod's address, node and Service address from `other` (a step added it).
+    pub fn bind_from(&mut self, other: &Bindings, p: &PodId) {
+        if let Some(ip) = other.pod_ips.get(p) {
+            self.pod_ips.insert(p.clone(), *ip);
+        }
+        if let Some(n) = other.pod_nodes.get(p) {
+            self.pod_nodes.insert(p.clone(), n.clone());
+        }
+        if let Some(ip) = other.service_ips.get(p) {
+            self.service_ips.insert(p.clone(), *ip);
+        }
     }
 
     /// A pod's IP.

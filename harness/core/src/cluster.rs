@@ -271,6 +271,12 @@ pub struct DeployPlan {
     pub pods: Vec<PlannedPod>,
     /// External endpoints the run must provide.
     pub externals: Vec<External>,
+    /// Namespaces that steps add (`add:`), planned like the first ones; created by the step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub later_namespaces: Vec<PlannedNamespace>,
+    /// Pods that steps add (`add:`), also those removed first and added back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub later_pods: Vec<PlannedPod>,
 }
 
 impl DeployPlan {
@@ -292,33 +298,55 @@ impl DeployPlan {
         let real = |l: &str| names.real(l).unwrap_or(l).to_owned();
         let services = s.pods_needing_service();
         let groups = placement_groups(&s.placement);
+        let absent = &s.absent_at_start;
+        let namespace = |n: &crate::model::Namespace| PlannedNamespace {
+            logical: n.name.clone(),
+            real: real(&n.name),
+            labels: n.labels.clone(),
+            given: given.contains_key(&n.name),
+        };
+        let pod = |p: &crate::model::Pod| PlannedPod {
+            id: p.id.clone(),
+            namespace: real(&p.id.ns),
+            labels: p.labels.clone(),
+            ports: p.ports.clone(),
+            service: services.contains(&p.id),
+            placement: groups.for_pod(&p.id),
+        };
+        let added = s.steps.iter().flat_map(|st| &st.actions);
+        let mut later_namespaces: Vec<PlannedNamespace> = Vec::new();
+        let mut later_pods: Vec<PlannedPod> = Vec::new();
+        for a in added {
+            match a {
+                Action::AddNamespace(n)
+                    if !later_namespaces.iter().any(|l| l.logical == n.name) =>
+                {
+                    later_namespaces.push(namespace(n));
+                }
+                Action::AddPod(p) if !later_pods.iter().any(|l| l.id == p.id) => {
+                    later_pods.push(pod(p));
+                }
+                _ => {}
+            }
+        }
         DeployPlan {
             scenario: s.full_name(),
             run_id: run_id.to_owned(),
             namespaces: s
                 .namespaces
                 .iter()
-                .filter(|n| !n.existing)
-                .map(|n| PlannedNamespace {
-                    logical: n.name.clone(),
-                    real: real(&n.name),
-                    labels: n.labels.clone(),
-                    given: given.contains_key(&n.name),
-                })
+                .filter(|n| !n.existing && !absent.namespaces.contains(&n.name))
+                .map(namespace)
                 .collect(),
             pods: s
                 .pods
                 .iter()
-                .map(|p| PlannedPod {
-                    id: p.id.clone(),
-                    namespace: real(&p.id.ns),
-                    labels: p.labels.clone(),
-                    ports: p.ports.clone(),
-                    service: services.contains(&p.id),
-                    placement: groups.for_pod(&p.id),
-                })
+                .filter(|p| !absent.pods.contains(&p.id))
+                .map(pod)
                 .collect(),
             externals: s.externals.clone(),
+            later_namespaces,
+            later_pods,
             names,
         }
     }
@@ -328,6 +356,26 @@ impl DeployPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum ClusterAction {
+    /// Delete a pod the run created (and its Service), and wait until it is gone.
+    RemovePod {
+        /// Logical id.
+        id: PodId,
+        /// Real namespace.
+        namespace: String,
+        /// Whether a Service fronts it.
+        service: bool,
+    },
+    /// Delete a namespace the run created, and wait until it is gone.
+    RemoveNamespace {
+        /// Logical name.
+        logical: String,
+        /// Real name.
+        namespace: String,
+    },
+    /// Create a namespace, as at deployment.
+    AddNamespace(PlannedNamespace),
+    /// Create a pod (and its Service), as at deployment, and wait until it is ready.
+    AddPod(PlannedPod),
     /// Create or update a NetworkPolicy (server-side apply).
     ApplyPolicy {
         /// `ns/name` in logical names, for messages.
@@ -360,15 +408,67 @@ pub enum ClusterAction {
     },
 }
 
-/// Turns a step's actions into cluster actions in real names.
+/// Turns a step's actions into cluster actions in real names (`plan`: the run's, for what
+/// steps add).
 ///
 /// # Errors
-/// When a name or address the actions need is not bound.
-pub fn cluster_actions(actions: &[Action], b: &Bindings) -> Result<Vec<ClusterAction>, BindError> {
+/// When a name or address the actions need is not bound, or a step would add or remove a
+/// namespace given to the run (or a pod in one).
+pub fn cluster_actions(
+    actions: &[Action],
+    b: &Bindings,
+    plan: &DeployPlan,
+) -> Result<Vec<ClusterAction>, BindError> {
+    let given = |ns: &str| {
+        if plan.namespaces.iter().any(|n| n.given && n.logical == ns) {
+            Err(BindError::Given(ns.to_owned()))
+        } else {
+            Ok(())
+        }
+    };
+    let service = |id: &PodId| {
+        plan.pods
+            .iter()
+            .chain(&plan.later_pods)
+            .any(|p| &p.id == id && p.service)
+    };
     actions
         .iter()
         .map(|a| {
             Ok(match a {
+                Action::RemovePod(id) => {
+                    given(&id.ns)?;
+                    ClusterAction::RemovePod {
+                        id: id.clone(),
+                        namespace: b.namespace(&id.ns)?.to_owned(),
+                        service: service(id),
+                    }
+                }
+                Action::RemoveNamespace(ns) => {
+                    given(ns)?;
+                    ClusterAction::RemoveNamespace {
+                        logical: ns.clone(),
+                        namespace: b.namespace(ns)?.to_owned(),
+                    }
+                }
+                Action::AddNamespace(n) => {
+                    given(&n.name)?;
+                    let planned = plan
+                        .later_namespaces
+                        .iter()
+                        .find(|l| l.logical == n.name)
+                        .ok_or_else(|| BindError::Namespace(n.name.clone()))?;
+                    ClusterAction::AddNamespace(planned.clone())
+                }
+                Action::AddPod(p) => {
+                    given(&p.id.ns)?;
+                    let planned = plan
+                        .later_pods
+                        .iter()
+                        .find(|l| l.id == p.id)
+                        .ok_or_else(|| BindError::PodIp(p.id.clone()))?;
+                    ClusterAction::AddPod(planned.clone())
+                }
                 Action::ApplyPolicy(p) | Action::ReplacePolicy(p) => ClusterAction::ApplyPolicy {
                     policy: p.reference().to_string(),
                     manifest: p.to_manifest(b)?,
@@ -400,11 +500,12 @@ pub trait Cluster {
     /// Anything that keeps the deployment from becoming ready, naming the object and reason.
     fn deploy(&mut self, plan: &DeployPlan) -> Result<Bindings, InfraError>;
 
-    /// Makes a step's changes.
+    /// Makes a step's changes; returns the bindings as they are afterwards (with the names and
+    /// addresses of pods the step added, without those it removed).
     ///
     /// # Errors
     /// When a change is rejected or cannot be made.
-    fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError>;
+    fn apply(&mut self, actions: &[ClusterAction]) -> Result<Bindings, InfraError>;
 
     /// Runs probes, each bounded by `timeout` inside the pod; returns exactly one observation
     /// per probe, in order. A probe that fails on its own is an

@@ -83,6 +83,7 @@ fn the_shipped_scenarios_are_found_and_their_policy_files_are_not() {
             "egress-external.yaml",
             "named-ports.yaml",
             "node-paths.yaml",
+            "pods-come-and-go.yaml",
             "policy-update-delete.yaml",
             "quarantine.yaml",
             "three-tier.yaml",

@@ -29,6 +29,7 @@ pub mod exec;
 pub mod external;
 pub mod gc;
 pub mod live;
+pub mod members;
 pub mod rbac;
 pub mod record;
 pub mod session;

@@ -54,6 +54,10 @@ pub struct KubeCluster {
     /// Run records, by namespace the run does not own (given to it).
     records: BTreeMap<String, Record>,
     execs: usize,
+    /// The scenario's full name (for labels of what steps add).
+    scenario: String,
+    /// What the deployment and the steps so far bound.
+    bindings: Bindings,
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -94,6 +98,8 @@ impl KubeCluster {
             externals: Vec::new(),
             records: BTreeMap::new(),
             execs: 0,
+            scenario: String::new(),
+            bindings: Bindings::default(),
         })
     }
 
@@ -148,6 +154,47 @@ impl KubeCluster {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
         }
+    }
+
+    /// A step's `add:`: its namespaces and pods (with Services), created and waited for as at
+    /// deployment; their addresses join the bindings.
+    fn add(&mut self, adds: &[ClusterAction]) -> Result<(), InfraError> {
+        let run = self.run.clone().ok_or_else(|| InfraError::Apply {
+            what: "a step's additions".into(),
+            reason: "nothing is deployed".into(),
+        })?;
+        let mut plan = DeployPlan {
+            scenario: self.scenario.clone(),
+            run_id: run.run_id.clone(),
+            names: self.bindings.namespaces.clone(),
+            namespaces: Vec::new(),
+            pods: Vec::new(),
+            externals: Vec::new(),
+            later_namespaces: Vec::new(),
+            later_pods: Vec::new(),
+        };
+        for a in adds {
+            match a {
+                ClusterAction::AddNamespace(n) => plan.namespaces.push(n.clone()),
+                ClusterAction::AddPod(p) => plan.pods.push(p.clone()),
+                _ => {}
+            }
+        }
+        let (client, ctx, opts) = (self.client.clone(), self.context.clone(), self.opts.clone());
+        let (pods, service_ips) = self.rt.block_on(async {
+            deploy::create_namespaces(&client, &ctx, &run, &plan).await?;
+            deploy::create_pods(&client, &ctx, &plan, &opts.probe_image, &opts.pods).await?;
+            let pods = deploy::wait_ready(&client, &ctx, &plan, opts.ready_timeout).await?;
+            let service_ips = deploy::create_services(&client, &ctx, &plan, &pods).await?;
+            Ok::<_, InfraError>((pods, service_ips))
+        })?;
+        for (id, d) in pods {
+            self.bindings.pod_ips.insert(id.clone(), d.ip);
+            self.bindings.pod_nodes.insert(id.clone(), d.node.clone());
+            self.pods.insert(id, d);
+        }
+        self.bindings.service_ips.extend(service_ips);
+        Ok(())
     }
 
     async fn apply_one(&self, a: &ClusterAction) -> Result<(), InfraError> {
@@ -217,6 +264,16 @@ impl KubeCluster {
                             e,
                         )
                     })?;
+            }
+            // `apply` does these itself (they wait, and change the bindings).
+            ClusterAction::RemovePod { .. }
+            | ClusterAction::RemoveNamespace { .. }
+            | ClusterAction::AddNamespace(_)
+            | ClusterAction::AddPod(_) => {
+                return Err(InfraError::Apply {
+                    what: format!("{a:?}"),
+                    reason: "not a single API call".into(),
+                });
             }
         }
         Ok(())
@@ -451,31 +508,87 @@ impl Cluster for KubeCluster {
             .collect();
         self.pods = pods;
         self.externals = externals;
-        Ok(Bindings {
+        self.scenario = plan.scenario.clone();
+        self.bindings = Bindings {
             namespaces: plan.names.clone(),
             pod_ips,
             pod_nodes,
             service_ips,
             external_ips,
             cluster_domain: "cluster.local".into(),
-        })
+        };
+        Ok(self.bindings.clone())
     }
 
-    fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError> {
+    fn apply(&mut self, actions: &[ClusterAction]) -> Result<Bindings, InfraError> {
         if crate::live::interrupted() {
             return Err(InfraError::Interrupted);
         }
-        for a in actions {
-            if let ClusterAction::ApplyPolicy { manifest, .. } = a {
-                let ns = manifest["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default();
-                let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-                self.announce_policy(ns, name)?;
+        let mut i = 0;
+        while i < actions.len() {
+            let a = &actions[i];
+            match a {
+                ClusterAction::AddNamespace(_) | ClusterAction::AddPod(_) => {
+                    // Consecutive additions are deployed together, as at the start.
+                    let n = actions[i..]
+                        .iter()
+                        .take_while(|a| {
+                            matches!(a, ClusterAction::AddNamespace(_) | ClusterAction::AddPod(_))
+                        })
+                        .count();
+                    self.add(&actions[i..i + n])?;
+                    i += n;
+                    continue;
+                }
+                ClusterAction::RemovePod {
+                    id,
+                    namespace,
+                    service,
+                } => {
+                    let within = self.opts.ready_timeout;
+                    self.rt.block_on(crate::members::remove_pod(
+                        &self.client,
+                        &self.context,
+                        namespace,
+                        &id.name,
+                        *service,
+                        within,
+                    ))?;
+                    self.pods.remove(id);
+                    self.bindings.unbind(id);
+                }
+                ClusterAction::RemoveNamespace { logical, namespace } => {
+                    let within = self.opts.ready_timeout;
+                    self.rt.block_on(crate::members::remove_namespace(
+                        &self.client,
+                        &self.context,
+                        namespace,
+                        within,
+                    ))?;
+                    let gone: Vec<PodId> = self
+                        .pods
+                        .keys()
+                        .filter(|id| &id.ns == logical)
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        self.pods.remove(&id);
+                        self.bindings.unbind(&id);
+                    }
+                }
+                ClusterAction::ApplyPolicy { manifest, .. } => {
+                    let ns = manifest["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default();
+                    let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+                    self.announce_policy(ns, name)?;
+                    self.rt.block_on(self.apply_one(a))?;
+                }
+                _ => self.rt.block_on(self.apply_one(a))?,
             }
-            self.rt.block_on(self.apply_one(a))?;
+            i += 1;
         }
-        Ok(())
+        Ok(self.bindings.clone())
     }
 
     fn probe(

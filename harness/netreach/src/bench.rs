@@ -106,7 +106,7 @@ pub fn run(
                 t.elapsed().as_secs_f64()
             ));
             let step = &s.steps[0];
-            c.apply(&cluster_actions(&step.actions, &b)?)?;
+            c.apply(&cluster_actions(&step.actions, &b, &plan)?)?;
             let probes = bind_probes(&s, step.expected.cells.keys(), &b)?;
             let agreeing = |c: &mut KubeCluster| -> Result<usize, InfraError> {
                 let obs = c.probe(&probes, timeout)?;

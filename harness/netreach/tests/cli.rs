@@ -22,6 +22,29 @@ fn a_path_that_does_not_exist_is_a_usage_error() {
 }
 
 #[test]
+fn a_scenario_that_adds_or_removes_in_a_given_namespace_is_refused_before_any_cluster() {
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/pods-come-and-go.yaml");
+    let scenario = scenario.to_str().expect("utf-8 path");
+    for (given, what) in [
+        ("late=team-late", "step 2 adds namespace `late`"),
+        ("shop=team-shop", "step 2 removes a pod in namespace `shop`"),
+    ] {
+        let (code, err) = netreach(&[
+            "run",
+            "--context",
+            "no-such-context",
+            "--namespace",
+            given,
+            scenario,
+        ]);
+        assert_eq!(code, 2, "{given}: {err}");
+        assert!(err.contains(what), "{given}: {err}");
+        assert!(err.contains("never relabels, creates or deletes"), "{err}");
+    }
+}
+
+#[test]
 fn allow_path_must_name_a_folder() {
     for cmd in ["validate", "lint"] {
         let (code, err) = netreach(&[cmd, "--allow-path", "/nonexistent", "scenarios"]);
@@ -37,7 +60,7 @@ fn allow_path_must_name_a_folder() {
 fn the_shipped_scenarios_validate() {
     let (code, err) = netreach(&["validate", "--allow-path", "docs", "scenarios"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("14 valid, 0 invalid"), "{err}");
+    assert!(err.contains("15 valid, 0 invalid"), "{err}");
     assert!(err.contains("9 other YAML file(s) skipped"), "{err}");
     // `--verbose` says which, and why.
     let (code, err) = netreach(&["validate", "--verbose", "scenarios"]);

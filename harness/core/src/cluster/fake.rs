@@ -43,6 +43,9 @@ pub struct FakeCluster {
     /// Give every observation the repro command a real cluster would (`kubectl --context <this>
     /// … exec …`), for reports that look like a real run's.
     pub repro_context: Option<String>,
+    /// Addresses of every pod the plan names (those that steps add too), and what is bound now.
+    all: Bindings,
+    now: Bindings,
 }
 
 impl std::fmt::Debug for FakeCluster {
@@ -65,6 +68,8 @@ impl FakeCluster {
             fail_deploy: None,
             fail_apply: None,
             repro_context: None,
+            all: Bindings::default(),
+            now: Bindings::default(),
         }
     }
 
@@ -85,7 +90,7 @@ impl FakeCluster {
         let mut applied_after = Vec::new();
         let mut total = 0;
         for st in &s.steps {
-            total += cluster_actions(&st.actions, &b).map_or(st.actions.len(), |a| a.len());
+            total += cluster_actions(&st.actions, &b, &plan).map_or(st.actions.len(), |a| a.len());
             applied_after.push(total);
         }
         FakeCluster::new(move |p, applied| {
@@ -108,14 +113,15 @@ impl FakeCluster {
 }
 
 /// The addresses this double hands out for a plan: pods 10.244.0.x, Services 10.96.0.x,
-/// externals their fixed address or 172.18.0.x, in plan order.
+/// externals their fixed address or 172.18.0.x, in plan order (the pods that steps add after
+/// the others).
 fn bindings(plan: &DeployPlan) -> Bindings {
     let mut b = Bindings {
         namespaces: plan.names.clone(),
         cluster_domain: "cluster.local".into(),
         ..Bindings::default()
     };
-    for (i, p) in plan.pods.iter().enumerate() {
+    for (i, p) in plan.pods.iter().chain(&plan.later_pods).enumerate() {
         let i = u8::try_from(i + 2).unwrap_or(u8::MAX);
         b.pod_ips
             .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 244, 0, i)));
@@ -147,10 +153,17 @@ impl Cluster for FakeCluster {
         if let Some(e) = self.fail_deploy.clone() {
             return Err(e);
         }
-        Ok(bindings(plan))
+        self.all = bindings(plan);
+        self.now = self.all.clone();
+        for p in &plan.later_pods {
+            if !plan.pods.iter().any(|d| d.id == p.id) {
+                self.now.unbind(&p.id);
+            }
+        }
+        Ok(self.now.clone())
     }
 
-    fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError> {
+    fn apply(&mut self, actions: &[ClusterAction]) -> Result<Bindings, InfraError> {
         let n = self
             .calls
             .iter()
@@ -163,7 +176,26 @@ impl Cluster for FakeCluster {
             return Err(e.clone());
         }
         self.applied.extend(actions.iter().cloned());
-        Ok(())
+        for a in actions {
+            match a {
+                ClusterAction::AddPod(p) => self.now.bind_from(&self.all, &p.id),
+                ClusterAction::RemovePod { id, .. } => self.now.unbind(id),
+                ClusterAction::RemoveNamespace { logical, .. } => {
+                    let gone: Vec<_> = self
+                        .now
+                        .pod_ips
+                        .keys()
+                        .filter(|id| &id.ns == logical)
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        self.now.unbind(&id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(self.now.clone())
     }
 
     fn probe(

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use super::address::{PodNetwork, PodNetworkError, PodNetworkSource};
 use crate::bind::Bindings;
-use crate::model::{Action, PodId, Scenario, ServedPort};
+use crate::model::{Action, Namespace, Pod, PodId, Scenario, ServedPort};
 use crate::policy::{NAMESPACE_NAME_LABEL, NetworkPolicy, PolicyRef, PolicyType};
 
 /// A pod as the engine sees it at one step.
@@ -20,6 +20,25 @@ pub struct PodState {
     pub labels: BTreeMap<String, String>,
     /// Declared ports (for named ports).
     pub ports: Vec<ServedPort>,
+}
+
+/// A declared namespace's labels as the API server has them (with its name label).
+fn namespace_labels(n: &Namespace) -> (String, BTreeMap<String, String>) {
+    let mut l = n.labels.clone();
+    l.insert(NAMESPACE_NAME_LABEL.into(), n.name.clone());
+    (n.name.clone(), l)
+}
+
+/// A declared pod as deployed (its declared labels).
+fn pod_state(p: &Pod) -> (PodId, PodState) {
+    (
+        p.id.clone(),
+        PodState {
+            id: p.id.clone(),
+            labels: p.labels.clone(),
+            ports: p.ports.clone(),
+        },
+    )
 }
 
 /// Everything the verdicts depend on at one step.
@@ -44,28 +63,19 @@ pub struct World {
 impl World {
     /// The world before any step: declared namespaces and pods, no policies.
     pub fn initial(s: &Scenario) -> World {
+        // What a step adds later is not there yet.
+        let absent = &s.absent_at_start;
         let namespaces = s
             .namespaces
             .iter()
-            .map(|n| {
-                let mut l = n.labels.clone();
-                l.insert(NAMESPACE_NAME_LABEL.into(), n.name.clone());
-                (n.name.clone(), l)
-            })
+            .filter(|n| !absent.namespaces.contains(&n.name))
+            .map(namespace_labels)
             .collect();
         let pods = s
             .pods
             .iter()
-            .map(|p| {
-                (
-                    p.id.clone(),
-                    PodState {
-                        id: p.id.clone(),
-                        labels: p.labels.clone(),
-                        ports: p.ports.clone(),
-                    },
-                )
-            })
+            .filter(|p| !absent.pods.contains(&p.id))
+            .map(pod_state)
             .collect();
         // Validation accepts at most one CIDR per family, so this only falls back on the
         // assumption when the scenario declares none.
@@ -99,6 +109,23 @@ impl World {
         };
         for a in actions {
             match a {
+                Action::RemovePod(id) => {
+                    self.pods.remove(id);
+                }
+                Action::RemoveNamespace(ns) => {
+                    // Everything inside goes with it.
+                    self.namespaces.remove(ns);
+                    self.pods.retain(|id, _| &id.ns != ns);
+                    self.policies.retain(|r, _| &r.ns != ns);
+                }
+                Action::AddNamespace(n) => {
+                    let (name, labels) = namespace_labels(n);
+                    self.namespaces.insert(name, labels);
+                }
+                Action::AddPod(p) => {
+                    let (id, state) = pod_state(p);
+                    self.pods.insert(id, state);
+                }
                 Action::DeletePolicy(r) => {
                     self.policies.remove(r);
                 }

@@ -8,7 +8,7 @@
 //! (`scenario::raw`, `policy::raw`) has its own types and converts into these; the validated
 //! NetworkPolicy lives in [`policy`] (re-exported by [`crate::policy`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -342,6 +342,15 @@ pub struct ExpectedMatrix {
 /// One action a step performs on the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Delete a pod (a declared one, present at that point).
+    RemovePod(PodId),
+    /// Delete a namespace with everything in it (pods, policies).
+    RemoveNamespace(String),
+    /// Create a declared namespace (absent at that point), with its declared labels.
+    AddNamespace(Namespace),
+    /// Create a declared pod (absent at that point), with its declared labels and ports, in a
+    /// namespace present at that point.
+    AddPod(Pod),
     /// Delete a policy that is in force.
     DeletePolicy(PolicyRef),
     /// Replace a policy that is in force with a new version.
@@ -373,7 +382,8 @@ pub struct Step {
     pub name: String,
     /// Line of the step in the scenario file.
     pub line: usize,
-    /// Actions in execution order (deletes, replaces, applies, relabels).
+    /// Actions in execution order (pod and namespace removals, additions, policy deletes,
+    /// replaces, applies, relabels).
     pub actions: Vec<Action>,
     /// What must hold afterwards.
     pub expected: ExpectedMatrix,
@@ -402,6 +412,16 @@ impl fmt::Display for Placement {
     }
 }
 
+/// Declared pods and namespaces that are absent at some point (before the first step, for
+/// [`Scenario::absent_at_start`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Absent {
+    /// Logical namespace names.
+    pub namespaces: BTreeSet<String>,
+    /// Pods.
+    pub pods: BTreeSet<PodId>,
+}
+
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
@@ -424,6 +444,10 @@ pub struct Scenario {
     /// Pods pinned to a node or placed relative to another pod (`node:`); pods not named are
     /// spread over the nodes by the scheduler.
     pub placement: BTreeMap<PodId, Placement>,
+    /// Pods and namespaces absent before the first step: a step adds them before any step
+    /// removes them (and pods of a namespace absent at the start). The deployment leaves them
+    /// out; everything else declared is deployed before the first step.
+    pub absent_at_start: Absent,
     /// How loopback cells are judged.
     pub loopback: Loopback,
     /// The cluster's pod CIDRs as the scenario declares them (`cluster.podCIDR`), at most one

@@ -283,14 +283,16 @@ pub fn run_scenario(
             report.error = Some(e.to_string());
             report.steps = s.steps.iter().map(StepReport::not_run).collect();
         }
-        Ok(bindings) => {
+        Ok(deployed) => {
+            let mut bindings = deployed;
             report.nodes = bindings
                 .pod_nodes
                 .iter()
                 .map(|(id, n)| (id.to_string(), n.clone()))
                 .collect();
             let mut failed = false;
-            // The specification's view of each step, with the addresses this run bound.
+            // The specification's view of each step (the run's addresses are added as the steps
+            // bind them: a pod a step adds has one only from then on).
             let worlds: Vec<World> = World::per_step(s)
                 .into_iter()
                 .map(|mut w| {
@@ -301,7 +303,7 @@ pub fn run_scenario(
                             }
                         }
                     }
-                    w.with_addresses(&bindings)
+                    w
                 })
                 .collect();
             // A declared pod CIDR that the real addresses contradict: verdicts computed before
@@ -310,7 +312,10 @@ pub fn run_scenario(
             if !s.pod_cidrs.is_empty()
                 && let Some(w) = worlds.first()
             {
-                let outside = w.addresses_outside_pod_network();
+                let outside = w
+                    .clone()
+                    .with_addresses(&bindings)
+                    .addresses_outside_pod_network();
                 if !outside.is_empty() {
                     let shown: Vec<String> = outside
                         .iter()
@@ -325,22 +330,9 @@ pub fn run_scenario(
                 }
             }
             for (step, world) in s.steps.iter().zip(&worlds) {
-                // The specification's verdict on every cell of the step, asked once.
-                let spec: BTreeMap<&CellKey, Explanation> = step
-                    .expected
-                    .cells
-                    .keys()
-                    .map(|c| (c, engine::explain(world, c)))
-                    .collect();
-                let computed;
-                let step = if opts.expect_computed {
-                    computed = computed_step(step, &spec);
-                    &computed
-                } else {
-                    step
-                };
                 if failed {
-                    report.steps.push(StepReport::not_run(step));
+                    let (step, _) = judged(step, world, &bindings, opts);
+                    report.steps.push(StepReport::not_run(&step));
                     continue;
                 }
                 on_event(&Event::StepStarted {
@@ -349,17 +341,31 @@ pub fn run_scenario(
                     cells: step.expected.cells.len(),
                 });
                 let t = Instant::now();
-                let result = (|| -> Result<StepReport, InfraError> {
-                    let actions = cluster_actions(&step.actions, &bindings)?;
-                    cluster.apply(&actions)?;
-                    let changed_at = Instant::now();
-                    probe_step(s, step, cluster, &bindings, opts, changed_at, on_event)
-                })();
-                let mut sr = match result {
-                    Ok(sr) => sr,
+                let applied = cluster_actions(&step.actions, &bindings, &plan)
+                    .map_err(InfraError::from)
+                    .and_then(|a| cluster.apply(&a));
+                let (mut sr, spec) = match applied {
                     Err(e) => {
                         failed = true;
-                        StepReport::errored(step, e.to_string())
+                        (StepReport::errored(step, e.to_string()), BTreeMap::new())
+                    }
+                    Ok(now) => {
+                        bindings = now;
+                        for (id, n) in &bindings.pod_nodes {
+                            report
+                                .nodes
+                                .entry(id.to_string())
+                                .or_insert_with(|| n.clone());
+                        }
+                        let changed_at = Instant::now();
+                        let (step, spec) = judged(step, world, &bindings, opts);
+                        match probe_step(s, &step, cluster, &bindings, opts, changed_at, on_event) {
+                            Ok(sr) => (sr, spec),
+                            Err(e) => {
+                                failed = true;
+                                (StepReport::errored(&step, e.to_string()), spec)
+                            }
+                        }
                     }
                 };
                 for r in &mut sr.results {
@@ -394,10 +400,34 @@ pub fn run_scenario(
     report
 }
 
+/// The specification's verdict on every cell of `step` (in its world, with the addresses bound
+/// now), and the step as the run judges it: with `expect_computed`, every cell the
+/// specification decides is expected as it says.
+fn judged(
+    step: &crate::model::Step,
+    world: &World,
+    bindings: &crate::bind::Bindings,
+    opts: &RunOptions,
+) -> (crate::model::Step, BTreeMap<CellKey, Explanation>) {
+    let world = world.clone().with_addresses(bindings);
+    let spec: BTreeMap<CellKey, Explanation> = step
+        .expected
+        .cells
+        .keys()
+        .map(|c| (c.clone(), engine::explain(&world, c)))
+        .collect();
+    let step = if opts.expect_computed {
+        computed_step(step, &spec)
+    } else {
+        step.clone()
+    };
+    (step, spec)
+}
+
 /// `step` with every cell the specification decides expected as the specification says.
 fn computed_step(
     step: &crate::model::Step,
-    spec: &BTreeMap<&CellKey, Explanation>,
+    spec: &BTreeMap<CellKey, Explanation>,
 ) -> crate::model::Step {
     let mut out = step.clone();
     for (cell, e) in &mut out.expected.cells {
@@ -424,5 +454,7 @@ pub fn new_run_id() -> String {
     crate::names::run_id_from_seed(seed)
 }
 
+#[cfg(test)]
+mod member_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ mod cluster;
 mod discover;
 mod expectations;
 mod files;
+mod members;
 pub(crate) mod policy_files;
 mod probes;
 pub mod raw;
@@ -211,6 +212,8 @@ pub fn schema_json() -> String {
     s
 }
 
+#[cfg(test)]
+mod member_tests;
 #[cfg(test)]
 mod placement_tests;
 #[cfg(test)]

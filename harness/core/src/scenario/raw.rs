@@ -328,14 +328,23 @@ pub struct RawStep {
     /// Name used in reports (default `step N`).
     #[serde(default)]
     pub name: Option<String>,
-    /// Policies to delete, as `namespace/name` (run first).
+    /// Pods and namespaces the step removes (run first: pods, then namespaces). A removed
+    /// namespace takes its pods and policies with it.
+    #[serde(default)]
+    pub remove: Option<RawMembers>,
+    /// Declared pods and namespaces the step creates (run second: namespaces, then pods). A pod
+    /// or namespace that the steps name first in an `add:` is absent until then (removing a
+    /// namespace names its pods).
+    #[serde(default)]
+    pub add: Option<RawMembers>,
+    /// Policies to delete, as `namespace/name` (run after `add`).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub delete: Vec<Sp<String>>,
-    /// New versions of policies that are in force (run second).
+    /// New versions of policies that are in force (run after `delete`).
     #[serde(default)]
     pub replace: Vec<RawPolicySource>,
-    /// Policies to create (run third).
+    /// Policies to create (run after `replace`).
     #[serde(default)]
     pub apply: Vec<RawPolicySource>,
     /// Label changes on pods and namespaces (run last).
@@ -367,6 +376,20 @@ pub struct RawPolicySource {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub namespace: Option<Sp<String>>,
+}
+
+/// Declared pods and namespaces that a step adds or removes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMembers {
+    /// Namespaces, by logical name (declared under `namespaces:`, not `existing`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub namespaces: Vec<Sp<String>>,
+    /// Pods, as `namespace/pod` (declared under `pods:`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub pods: Vec<Sp<String>>,
 }
 
 /// A label change on one pod or namespace. A `null` value removes the label.

@@ -11,7 +11,7 @@ use super::{expectations, probes};
 use crate::diag::{Code, DiagExt, Sink};
 use crate::engine::World;
 use crate::expect;
-use crate::model::{Action, PodId, Scenario, Step};
+use crate::model::{Action, CellKey, PodId, Scenario, Step};
 use crate::names::{check_label_key, check_label_value};
 use crate::policy::{NAMESPACE_NAME_LABEL, PolicyContext, PolicyRef};
 
@@ -43,6 +43,17 @@ impl<'a> Steps<'a> {
         let line = sink.pos(&rs.expect).line;
         let name = rs.name.clone().unwrap_or_else(|| format!("step {index}"));
         let mut actions = Vec::new();
+        // Pods and namespaces first: the policies and probes below see what is present then.
+        super::members::check(
+            sink,
+            self.scenario,
+            rs,
+            index,
+            &mut self.world,
+            &mut self.in_force,
+            &mut actions,
+        );
+        let members = actions.len();
         self.deletes(sink, rs, index, &mut actions);
         self.replaces(sink, rs, index, &mut actions);
         self.applies(sink, rs, index, &mut actions);
@@ -53,12 +64,32 @@ impl<'a> Steps<'a> {
         let own_cells = rs.probes.as_ref().map(|p| {
             probes::check_probes(sink, self.scenario, Some(p), Some(&format!("step {index}")))
         });
-        let cells = own_cells.as_deref().unwrap_or(&self.scenario.cells);
+        // Only what is present is probed: a pod that is absent neither probes nor is probed.
+        let present = |c: &CellKey| {
+            self.world.pods.contains_key(&c.from)
+                && c.to.pod().is_none_or(|p| self.world.pods.contains_key(p))
+        };
+        let cells: Vec<CellKey> = own_cells
+            .as_deref()
+            .unwrap_or(&self.scenario.cells)
+            .iter()
+            .filter(|c| present(c))
+            .cloned()
+            .collect();
         let entries = expectations::check(sink, self.scenario, &rs.expect);
-        // The state after this step's actions, for `computed` entries and contradiction checks.
-        self.world.apply(&actions);
+        // The state after this step's actions, for `computed` entries and contradiction checks
+        // (pods and namespaces are in already).
+        self.world.apply(&actions[members..]);
         let at = sink.pos(&rs.expect);
-        let expected = expect::expand(sink, self.scenario, cells, &entries, at, index, &self.world);
+        let expected = expect::expand(
+            sink,
+            self.scenario,
+            &cells,
+            &entries,
+            at,
+            index,
+            &self.world,
+        );
         Step {
             index,
             name,
@@ -124,6 +155,9 @@ impl<'a> Steps<'a> {
         for src in &rs.replace {
             for (pol, pos) in self.sources.read(sink, &self.pcx, src) {
                 let r = pol.reference();
+                if !self.namespace_present(sink, pos, &r, index) {
+                    continue;
+                }
                 if !replaced_here.insert(r.clone()) {
                     sink.error(
                         Code::InvalidStep,
@@ -152,6 +186,9 @@ impl<'a> Steps<'a> {
         for src in &rs.apply {
             for (pol, pos) in self.sources.read(sink, &self.pcx, src) {
                 let r = pol.reference();
+                if !self.namespace_present(sink, pos, &r, index) {
+                    continue;
+                }
                 if self.in_force.contains(&r) {
                     let msg = if applied_here.contains(&r) {
                         format!("policy `{r}` is applied twice in step {index}")
@@ -167,6 +204,28 @@ impl<'a> Steps<'a> {
                 actions.push(Action::ApplyPolicy(pol));
             }
         }
+    }
+
+    /// Whether the namespace of policy `r` is present at step `index` (a step may have removed
+    /// it, or not added it yet); reports it when not.
+    fn namespace_present(
+        &self,
+        sink: &mut Sink<'_>,
+        pos: crate::diag::Pos,
+        r: &PolicyRef,
+        index: usize,
+    ) -> bool {
+        let declared = self.scenario.namespace(&r.ns).is_some();
+        if !declared || self.world.namespaces.contains_key(&r.ns) {
+            return true;
+        }
+        sink.error(
+            Code::InvalidStep,
+            pos,
+            format!("step {index} puts policy `{r}` into namespace `{}`, which is not present at that point", r.ns),
+        )
+        .help("a step adds a namespace (`add: {namespaces: [...]}`) before policies go into it");
+        false
     }
 
     fn relabel(&self, sink: &mut Sink<'_>, rl: &RawRelabel, actions: &mut Vec<Action>) {
@@ -209,6 +268,14 @@ impl<'a> Steps<'a> {
             (Some(p), None) => {
                 let id = p.value.split_once('/').map(|(a, b)| PodId::new(a, b));
                 match id.filter(|id| self.scenario.pod(id).is_some()) {
+                    Some(id) if !self.world.pods.contains_key(&id) => {
+                        sink.error_at(
+                            Code::InvalidStep,
+                            p,
+                            format!("relabel names pod `{id}`, which is not present at that point"),
+                        )
+                        .help("a step adds it first, or an earlier step removed it");
+                    }
                     Some(id) if !bad => actions.push(Action::RelabelPod {
                         pod: id,
                         labels: rl.labels.value.plain(),
@@ -241,6 +308,16 @@ impl<'a> Steps<'a> {
                         ns,
                         format!(
                             "`{}` is an existing namespace; netreach never relabels it",
+                            ns.value
+                        ),
+                    );
+                }
+                Some(_) if !self.world.namespaces.contains_key(&ns.value) => {
+                    sink.error_at(
+                        Code::InvalidStep,
+                        ns,
+                        format!(
+                            "relabel names namespace `{}`, which is not present at that point",
                             ns.value
                         ),
                     );

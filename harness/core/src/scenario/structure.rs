@@ -40,6 +40,7 @@ pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
         pods,
         externals,
         placement,
+        absent_at_start: Default::default(),
         loopback: raw
             .loopback
             .as_ref()

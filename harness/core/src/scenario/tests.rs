@@ -279,6 +279,10 @@ fn steps_track_policies_in_force() {
                 Action::ApplyPolicy(_) => "apply",
                 Action::RelabelPod { .. } => "relabel-pod",
                 Action::RelabelNamespace { .. } => "relabel-ns",
+                Action::RemovePod(_) => "remove-pod",
+                Action::RemoveNamespace(_) => "remove-ns",
+                Action::AddNamespace(_) => "add-ns",
+                Action::AddPod(_) => "add-pod",
             })
             .collect()
     };

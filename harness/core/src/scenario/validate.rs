@@ -36,6 +36,7 @@ pub(super) fn validate(raw: &RawScenario, sink: &mut Sink<'_>, loader: Loader<'_
         sink.error(Code::MissingField, at, "the scenario has no steps")
             .help("add `steps:` with at least one step and its `expect:`");
     }
+    scenario.absent_at_start = super::members::absent_at_start(&scenario, raw_steps);
     let pod_ids: BTreeSet<PodId> = scenario.pods.iter().map(|p| p.id.clone()).collect();
     let ext_names: BTreeSet<String> = scenario.externals.iter().map(|e| e.name.clone()).collect();
     let pcx = PolicyContext {

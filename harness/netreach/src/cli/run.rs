@@ -136,18 +136,26 @@ impl RunArgs {
     }
 }
 
-/// The first of `given` (logical namespaces) that a step of `s` relabels: a namespace given to
-/// netreach is never relabelled, so such a scenario cannot run in it.
-pub fn relabelled_namespace(s: &crate::model::Scenario, given: &[String]) -> Option<String> {
-    s.steps
-        .iter()
-        .flat_map(|st| &st.actions)
-        .find_map(|a| match a {
-            crate::model::Action::RelabelNamespace { ns, .. } if given.contains(ns) => {
-                Some(ns.clone())
-            }
-            _ => None,
+/// What the first step of `s` that changes one of `given` (logical namespaces) does to it, e.g.
+/// "relabels namespace `x`": a namespace given to netreach is never relabelled, created or
+/// deleted, and netreach does not add or remove pods in it mid-run either, so such a scenario
+/// cannot run in it.
+pub fn changes_given_namespace(s: &crate::model::Scenario, given: &[String]) -> Option<String> {
+    use crate::model::Action;
+    let hit = |ns: &str| given.iter().any(|g| g == ns);
+    s.steps.iter().find_map(|st| {
+        st.actions.iter().find_map(|a| {
+            let (what, ns) = match a {
+                Action::RelabelNamespace { ns, .. } => ("relabels namespace", ns.as_str()),
+                Action::RemoveNamespace(ns) => ("removes namespace", ns.as_str()),
+                Action::AddNamespace(n) => ("adds namespace", n.name.as_str()),
+                Action::RemovePod(id) => ("removes a pod in namespace", id.ns.as_str()),
+                Action::AddPod(p) => ("adds a pod in namespace", p.id.ns.as_str()),
+                _ => return None,
+            };
+            hit(ns).then(|| format!("step {} {what} `{ns}`", st.index))
         })
+    })
 }
 
 pub(crate) fn require_context(c: Option<&str>) -> Option<&str> {
@@ -254,9 +262,9 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
             }
         }
         let logical: Vec<String> = given.keys().cloned().collect();
-        if let Some(ns) = relabelled_namespace(s, &logical) {
+        if let Some(what) = changes_given_namespace(s, &logical) {
             eprintln!(
-                "netreach run: --namespace {ns}=…: scenario {} relabels namespace `{ns}` in a step; netreach never relabels a namespace it was given",
+                "netreach run: --namespace: scenario {}: {what}; netreach never relabels, creates or deletes a namespace it was given, nor adds or removes pods in one mid-run (run it in namespaces of its own, without --namespace)",
                 s.full_name()
             );
             return Ok(exit::USAGE);

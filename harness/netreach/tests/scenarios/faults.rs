@@ -65,7 +65,7 @@ impl Cluster for DeleteBeforeProbe {
         self.bindings = Some(b.clone());
         Ok(b)
     }
-    fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError> {
+    fn apply(&mut self, actions: &[ClusterAction]) -> Result<Bindings, InfraError> {
         self.inner.apply(actions)
     }
     fn probe(
@@ -421,7 +421,7 @@ impl Cluster for CutDuringProbe {
     fn deploy(&mut self, plan: &DeployPlan) -> Result<Bindings, InfraError> {
         self.inner.deploy(plan)
     }
-    fn apply(&mut self, actions: &[ClusterAction]) -> Result<(), InfraError> {
+    fn apply(&mut self, actions: &[ClusterAction]) -> Result<Bindings, InfraError> {
         self.inner.apply(actions)
     }
     fn probe(

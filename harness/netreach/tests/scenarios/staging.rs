@@ -272,11 +272,12 @@ fn given_namespaces_under_the_shipped_role(context: &str) -> Result<(), Failed> 
         let s = scenario::load(f)
             .scenario
             .ok_or("a shipped scenario is invalid")?;
-        // A namespace given to netreach is never relabelled: a scenario that relabels one is
-        // refused (`netreach run` says so before deploying) and cannot run this way.
+        // A namespace given to netreach is never relabelled, created or deleted, nor are pods
+        // added to or removed from it mid-run: a scenario that does so is refused (`netreach
+        // run` says so before deploying) and cannot run this way.
         let all: Vec<String> = s.namespaces.iter().map(|n| n.name.clone()).collect();
-        if let Some(ns) = netreach::cli::run::relabelled_namespace(&s, &all) {
-            skipped.push(format!("{} (relabels namespace {ns})", s.full_name()));
+        if let Some(what) = netreach::cli::run::changes_given_namespace(&s, &all) {
+            skipped.push(format!("{} ({what})", s.full_name()));
             continue;
         }
         let id = new_run_id();
