@@ -120,6 +120,10 @@ pub struct PlannedPod {
     /// Where it must run (default: anywhere; the run's pods are spread over the nodes).
     #[serde(skip_serializing_if = "PodPlacement::is_free")]
     pub placement: PodPlacement,
+    /// A real workload (`workload:`): the labels that choose its pods. The run creates no pod
+    /// of this name: probes go to one of those pods and run from a shadow pod beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<BTreeMap<String, String>>,
 }
 
 /// How one pod is placed, in scheduling terms: the scenario's `node:` lines resolved into groups
@@ -312,6 +316,7 @@ impl DeployPlan {
             ports: p.ports.clone(),
             service: services.contains(&p.id),
             placement: groups.for_pod(&p.id),
+            workload: s.workloads.get(&p.id).cloned(),
         };
         let added = s.steps.iter().flat_map(|st| &st.actions);
         let mut later_namespaces: Vec<PlannedNamespace> = Vec::new();

@@ -449,6 +449,7 @@ mod tests {
                 address: None,
             }],
             placement: Default::default(),
+            workloads: Default::default(),
             absent_at_start: Default::default(),
             loopback: Loopback::Allow,
             pod_cidrs: Vec::new(),

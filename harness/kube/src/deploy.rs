@@ -260,6 +260,8 @@ pub struct DeployedPod {
     pub ip: IpAddr,
     /// The node it runs on.
     pub node: String,
+    /// A real workload's shadow pod: never Ready by design, live while its containers are.
+    pub shadow: bool,
 }
 
 /// Creates the plan's namespaces, each announced to `run` before the call.
@@ -380,6 +382,10 @@ pub fn planned_in(plan: &DeployPlan, namespace: &str) -> Vec<(crate::record::Obj
     use crate::record::ObjKind;
     let mut out = Vec::new();
     for p in plan.pods.iter().filter(|p| p.namespace == namespace) {
+        if p.workload.is_some() {
+            out.push((ObjKind::Pod, crate::shadow::shadow_name(p, &plan.run_id)));
+            continue;
+        }
         out.push((ObjKind::Pod, p.id.name.clone()));
         if p.service {
             out.push((ObjKind::Service, p.id.name.clone()));
@@ -403,7 +409,8 @@ pub async fn create_pods(
     let mut namespaces: Vec<String> = plan.pods.iter().map(|p| p.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    for p in &plan.pods {
+    // Real workloads get shadow pods instead, once the run record that owns them exists.
+    for p in plan.pods.iter().filter(|p| p.workload.is_none()) {
         let what = format!("pod {}/{}", p.namespace, p.id.name);
         if crate::live::interrupted() {
             return Err(InfraError::Interrupted);
@@ -568,33 +575,45 @@ pub async fn wait_ready(
         if crate::live::interrupted() {
             return Err(InfraError::Interrupted);
         }
-        let mut ready = BTreeMap::new();
+        let mut ready_pods = BTreeMap::new();
         let mut waiting = Vec::new();
         for p in &plan.pods {
+            let shadow = p.workload.is_some();
+            let name = if shadow {
+                crate::shadow::shadow_name(p, &plan.run_id)
+            } else {
+                p.id.name.clone()
+            };
             let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace);
-            let pod = api.get(&p.id.name).await.map_err(|e| {
+            let pod = api.get(&name).await.map_err(|e| {
                 api_error(context, Req::ns("get", "pods", &p.namespace), &e, |r| {
                     unreachable(context, r)
                 })
             })?;
             if let Some(reason) = fatal_reason(&pod) {
                 return Err(InfraError::Deploy {
-                    what: format!("pod {}/{}", p.namespace, p.id.name),
+                    what: format!("pod {}/{name}", p.namespace),
                     reason,
                 });
             }
+            // A shadow pod is never Ready (its readiness gate): its server listening is enough.
+            let ready = if shadow {
+                crate::shadow::containers_ready(&pod)
+            } else {
+                is_ready(&pod)
+            };
             let ip = pod
                 .status
                 .as_ref()
                 .and_then(|s| s.pod_ip.as_ref())
                 .and_then(|ip| ip.parse::<IpAddr>().ok());
             match ip {
-                Some(ip) if is_ready(&pod) => {
-                    ready.insert(
+                Some(ip) if ready => {
+                    ready_pods.insert(
                         p.id.clone(),
                         DeployedPod {
                             namespace: p.namespace.clone(),
-                            name: p.id.name.clone(),
+                            name: name.clone(),
                             uid: pod.metadata.uid.clone().unwrap_or_default(),
                             restarts: restarts(&pod),
                             ip,
@@ -603,6 +622,7 @@ pub async fn wait_ready(
                                 .as_ref()
                                 .and_then(|s| s.node_name.clone())
                                 .unwrap_or_default(),
+                            shadow,
                         },
                     );
                 }
@@ -610,7 +630,7 @@ pub async fn wait_ready(
             }
         }
         if waiting.is_empty() {
-            return Ok(ready);
+            return Ok(ready_pods);
         }
         if Instant::now() >= deadline {
             let (p, pod) = &waiting[0];
@@ -728,6 +748,7 @@ mod tests {
             }],
             service: false,
             placement: PodPlacement::default(),
+            workload: None,
         }
     }
 

@@ -33,6 +33,7 @@ pub mod members;
 pub mod rbac;
 pub mod record;
 pub mod session;
+pub mod shadow;
 
 use std::time::Duration;
 

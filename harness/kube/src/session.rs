@@ -50,6 +50,8 @@ pub struct KubeCluster {
     run: Option<Arc<LiveRun>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     pods: BTreeMap<PodId, DeployedPod>,
+    /// Real workloads: the pod each stands for as a target (its shadow is in `pods`).
+    targets: BTreeMap<PodId, DeployedPod>,
     externals: Vec<Endpoint>,
     /// Run records, by namespace the run does not own (given to it).
     records: BTreeMap<String, Record>,
@@ -97,6 +99,7 @@ impl KubeCluster {
             pods: BTreeMap::new(),
             externals: Vec::new(),
             records: BTreeMap::new(),
+            targets: BTreeMap::new(),
             execs: 0,
             scenario: String::new(),
             bindings: Bindings::default(),
@@ -335,7 +338,12 @@ impl KubeCluster {
 
     /// Which probe pods are not the live pods that were deployed, and what happened to them.
     fn liveness(&self) -> Result<BTreeMap<PodId, String>, InfraError> {
-        let namespaces: BTreeSet<&str> = self.pods.values().map(|d| d.namespace.as_str()).collect();
+        let namespaces: BTreeSet<&str> = self
+            .pods
+            .values()
+            .chain(self.targets.values())
+            .map(|d| d.namespace.as_str())
+            .collect();
         let ctx = self.context.clone();
         let client = self.client.clone();
         let now: BTreeMap<(String, String), Pod> = self.rt.block_on(async {
@@ -358,9 +366,12 @@ impl KubeCluster {
             }
             Ok::<_, InfraError>(now)
         })?;
+        // A real workload is live while both its shadow (the source) and its pod (the target)
+        // are.
         Ok(self
             .pods
             .iter()
+            .chain(&self.targets)
             .filter_map(|(id, d)| {
                 problem(d, now.get(&(d.namespace.clone(), d.name.clone()))).map(|w| (id.clone(), w))
             })
@@ -441,7 +452,11 @@ pub fn problem(deployed: &DeployedPod, now: Option<&Pod>) -> Option<String> {
     if phase != "Running" {
         return Some(format!("is not running (phase {phase})"));
     }
-    if !deploy::is_ready(pod) {
+    if deployed.shadow {
+        if !crate::shadow::containers_ready(pod) {
+            return Some("is not ready (its server stopped answering its readiness check)".into());
+        }
+    } else if !deploy::is_ready(pod) {
         return Some("is not ready (its server stopped answering its readiness check)".into());
     }
     None
@@ -463,8 +478,17 @@ impl Cluster for KubeCluster {
             .filter(|n| n.given)
             .map(|n| n.real.clone())
             .collect();
+        // Existing namespaces that hold real workloads: their shadow pods are recorded there.
+        let workload_namespaces: BTreeSet<String> = plan
+            .pods
+            .iter()
+            .filter(|p| p.workload.is_some())
+            .map(|p| p.namespace.clone())
+            .filter(|ns| !given.contains(ns))
+            .collect();
         let records: BTreeMap<String, Record> = given
             .iter()
+            .chain(&workload_namespaces)
             .map(|ns| {
                 (
                     ns.clone(),
@@ -476,13 +500,40 @@ impl Cluster for KubeCluster {
             })
             .collect();
         self.records = records.clone();
-        let (pods, service_ips, externals) = rt.block_on(async {
+        let (pods, targets, service_ips, externals) = rt.block_on(async {
+            // The pods real workloads stand for, chosen and checked before anything is created.
+            let mut targets = BTreeMap::new();
+            for p in &plan.pods {
+                if let Some(w) = &p.workload {
+                    targets.insert(
+                        p.id.clone(),
+                        crate::shadow::choose(&client, &ctx, p, w).await?,
+                    );
+                }
+            }
             deploy::create_namespaces(&client, &ctx, &run, plan).await?;
+            for ns in &workload_namespaces {
+                let _call = run.begin(crate::live::Kind::Record, ns)?;
+                crate::record::create(&client, &ctx, ns, &plan.run_id, &plan.scenario).await?;
+            }
             // Everything the plan creates in namespaces the run does not own is recorded first.
             for (ns, r) in &records {
                 crate::record::write(&client, &ctx, ns, &plan.run_id, r).await?;
             }
             deploy::create_pods(&client, &ctx, plan, &opts.probe_image, &opts.pods).await?;
+            for p in plan.pods.iter().filter(|p| p.workload.is_some()) {
+                let real = &targets[&p.id];
+                crate::shadow::create(
+                    &client,
+                    &ctx,
+                    p,
+                    real,
+                    &plan.run_id,
+                    &opts.probe_image,
+                    &opts.pods,
+                )
+                .await?;
+            }
             let pods = deploy::wait_ready(&client, &ctx, plan, opts.ready_timeout).await?;
             let service_ips = deploy::create_services(&client, &ctx, plan, &pods).await?;
             // Endpoints with a fixed address exist already: probed where they are, never
@@ -498,15 +549,21 @@ impl Cluster for KubeCluster {
                 external_ips.insert(e.name.clone(), ep.ip);
                 externals.push(ep);
             }
-            Ok::<_, InfraError>((pods, service_ips, (externals, external_ips)))
+            Ok::<_, InfraError>((pods, targets, service_ips, (externals, external_ips)))
         })?;
         let (externals, external_ips) = externals;
-        let pod_ips = pods.iter().map(|(id, d)| (id.clone(), d.ip)).collect();
-        let pod_nodes = pods
-            .iter()
+        // A real workload is addressed (and placed) as the pod it stands for.
+        let addressed = || {
+            pods.iter()
+                .filter(|(id, _)| !targets.contains_key(*id))
+                .chain(&targets)
+        };
+        let pod_ips = addressed().map(|(id, d)| (id.clone(), d.ip)).collect();
+        let pod_nodes = addressed()
             .map(|(id, d)| (id.clone(), d.node.clone()))
             .collect();
         self.pods = pods;
+        self.targets = targets;
         self.externals = externals;
         self.scenario = plan.scenario.clone();
         self.bindings = Bindings {
@@ -600,6 +657,18 @@ impl Cluster for KubeCluster {
             return Err(InfraError::Interrupted);
         }
         let before = self.liveness()?;
+        // Each probe runs in the pod deployed for its source: a real workload's is its shadow.
+        let renamed: Vec<BoundProbe> = probes
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                if let Some(d) = self.pods.get(&p.cell.from) {
+                    p.pod.clone_from(&d.name);
+                }
+                p
+            })
+            .collect();
+        let probes = renamed.as_slice();
         let mut obs = self.probe_once(probes, timeout);
         // A lost answer is not a lost connection: once more, at once.
         let lost: Vec<usize> = obs
@@ -759,6 +828,7 @@ mod tests {
             restarts: 0,
             ip: IpAddr::V4(Ipv4Addr::new(10, 244, 0, 5)),
             node: "n".into(),
+            shadow: false,
         }
     }
 

@@ -73,6 +73,11 @@ fn main() {
         context.clone(),
     ));
     extra.extend(group_trials("audit", &audit::TESTS, context.clone()));
+    extra.extend(group_trials(
+        "workloads",
+        &workloads::TESTS,
+        context.clone(),
+    ));
     harness.run_with(extra)
 }
 
@@ -88,6 +93,8 @@ mod staging;
 mod support;
 #[path = "scenarios/synthesized.rs"]
 mod synthesized;
+#[path = "scenarios/workloads.rs"]
+mod workloads;
 
 /// A cluster test: its name and body (given the context).
 type Test = (&'static str, fn(&str) -> Result<(), Failed>);

@@ -238,6 +238,7 @@ impl Inventory {
                 .collect(),
             externals: Vec::new(),
             placement: BTreeMap::new(),
+            workloads: BTreeMap::new(),
             absent_at_start: Default::default(),
             loopback: Loopback::Allow,
             pod_cidrs: Vec::new(),

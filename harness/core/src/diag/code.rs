@@ -66,6 +66,9 @@ pub enum Code {
     /// Something refers to a namespace that exists in the cluster (not the scenario's) in a way
     /// that would create, change or delete it.
     ExistingNamespace,
+    /// A real workload (`workload:`) declared where it cannot be, or used in a way that would
+    /// change it or send it traffic netreach cannot route (a Service netreach would create).
+    InvalidWorkload,
 }
 
 impl Code {
@@ -100,11 +103,12 @@ impl Code {
             Code::InvalidStep => "invalid-step",
             Code::Conflict => "conflict",
             Code::ExistingNamespace => "existing-namespace",
+            Code::InvalidWorkload => "invalid-workload",
         }
     }
 
     /// Every code, for documentation and for parsing fixture annotations.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::Io,
         Code::Syntax,
         Code::UnknownField,
@@ -133,6 +137,7 @@ impl Code {
         Code::InvalidStep,
         Code::Conflict,
         Code::ExistingNamespace,
+        Code::InvalidWorkload,
     ];
 
     /// Parses the short name (`unknown-pod`), with or without the `netreach::` prefix.

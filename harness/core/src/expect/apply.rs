@@ -46,6 +46,14 @@ pub(super) fn rule(
         n += 1;
         let verdict = match rule.verdict {
             RuleVerdict::Fixed(v) => v,
+            RuleVerdict::Computed if s.touches_workload(k) => {
+                // The live policies around a real workload are not in the scenario.
+                st.unspecified.insert(
+                    i,
+                    "a real workload's cell: the specification is not computed from the live cluster's policies; write the expectation".into(),
+                );
+                continue;
+            }
             RuleVerdict::Computed => {
                 let x = engine::explain(world, k);
                 if let Some(v) = x.verdict.expectation() {

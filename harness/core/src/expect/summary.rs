@@ -102,6 +102,19 @@ pub fn spec_summary(s: &Scenario) -> SpecSummary {
             contradictions: Vec::new(),
         };
         for (cell, e) in &step.expected.cells {
+            // A real workload's cells: the live policies around it are not in the scenario, so
+            // the specification has no opinion netreach could compute.
+            if s.touches_workload(cell) {
+                let why = "a real workload: the live cluster's policies are not in the scenario"
+                    .to_owned();
+                *out.undecided_reasons.entry(why.clone()).or_default() += 1;
+                st.undecided.push(Undecided {
+                    cell: cell.clone(),
+                    reasons: vec![why],
+                    expected: e.verdict,
+                });
+                continue;
+            }
             let x = engine::explain(world, cell);
             match x.verdict.expectation() {
                 None => {

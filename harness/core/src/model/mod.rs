@@ -444,6 +444,9 @@ pub struct Scenario {
     /// Pods pinned to a node or placed relative to another pod (`node:`); pods not named are
     /// spread over the nodes by the scheduler.
     pub placement: BTreeMap<PodId, Placement>,
+    /// Pods that are real workloads (`workload:`) in `existing` namespaces, with the labels
+    /// that choose their pods; netreach creates a shadow pod for each, never the pod itself.
+    pub workloads: BTreeMap<PodId, BTreeMap<String, String>>,
     /// Pods and namespaces absent before the first step: a step adds them before any step
     /// removes them (and pods of a namespace absent at the start). The deployment leaves them
     /// out; everything else declared is deployed before the first step.
@@ -461,6 +464,13 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Whether a cell goes from or to a real workload (`workload:`): the live policies around
+    /// it are not in the scenario, so the specification has no opinion on it.
+    pub fn touches_workload(&self, k: &CellKey) -> bool {
+        self.workloads.contains_key(&k.from)
+            || k.to.pod().is_some_and(|p| self.workloads.contains_key(p))
+    }
+
     /// `group/id`, the full test name.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.group, self.id)

@@ -220,3 +220,5 @@ mod placement_tests;
 mod step_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;

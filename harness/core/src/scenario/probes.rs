@@ -31,6 +31,31 @@ pub(super) fn check_probes(
     if scenario.loopback == Loopback::Ignore {
         cells.retain(|c| !c.is_loopback());
     }
+    // A real workload probes from its shadow pod, a different pod than the one probed: there
+    // is no loopback path to prove, so it is not probed to itself.
+    cells.retain(|c| !(scenario.workloads.contains_key(&c.from) && c.to.pod() == Some(&c.from)));
+    // Services and DNS names exist only for the run's own pods: a real workload is probed at
+    // its pod's IP.
+    if let Some(c) = cells.iter().find(|c| {
+        c.via.is_some_and(|v| v != Via::Ip)
+            && c.to
+                .pod()
+                .is_some_and(|p| scenario.workloads.contains_key(p))
+    }) {
+        let pos = probes.map_or(Pos::UNKNOWN, |p| sink.pos(p));
+        sink.error(
+            Code::InvalidWorkload,
+            pos,
+            format!("`{c}` goes to the real workload `{}` through a Service, which netreach would have to create in front of it", c.to),
+        )
+        .help("probe real workloads by pod IP (`via: ip`, the default); netreach creates nothing in front of them");
+        cells.retain(|c| {
+            !(c.via.is_some_and(|v| v != Via::Ip)
+                && c.to
+                    .pod()
+                    .is_some_and(|p| scenario.workloads.contains_key(p)))
+        });
+    }
     if let Some(who) = who
         && cells.is_empty()
         && !sink.out.has_errors()

@@ -111,9 +111,18 @@ pub struct RawPod {
     /// Pod name (a DNS label), unique within its namespace.
     #[schemars(with = "String")]
     pub name: Sp<String>,
-    /// Logical namespace; must be declared and not `existing`.
+    /// Logical namespace; must be declared, and `existing` only for a `workload:`.
     #[schemars(with = "String")]
     pub namespace: Sp<String>,
+    /// A real workload in an `existing` namespace, chosen by these labels (like a
+    /// `matchLabels`): netreach creates nothing in its place. Probes to it go to the IP of one
+    /// of its Ready pods; probes from it run in a shadow pod that netreach creates beside it
+    /// with exactly that pod's labels (so exactly the policies that select it apply), which is
+    /// never Ready (no Service sends it traffic) and is deleted at the end. `labels:` default
+    /// to these; `ports:` must be ports its containers declare.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub workload: Option<SpMap<String>>,
     /// Pod labels, which policies select on.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]

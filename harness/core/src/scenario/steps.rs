@@ -276,6 +276,14 @@ impl<'a> Steps<'a> {
                         )
                         .help("a step adds it first, or an earlier step removed it");
                     }
+                    Some(id) if self.scenario.workloads.contains_key(&id) => {
+                        sink.error_at(
+                            Code::InvalidWorkload,
+                            p,
+                            format!("relabel names pod `{id}`, a real workload; netreach never changes real workloads"),
+                        )
+                        .help("relabel a pod the run deploys instead");
+                    }
                     Some(id) if !bad => actions.push(Action::RelabelPod {
                         pod: id,
                         labels: rl.labels.value.plain(),

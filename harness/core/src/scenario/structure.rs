@@ -25,7 +25,7 @@ pub(super) struct Structure {
 /// Checks everything but the steps. Problems go to `sink`.
 pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
     let (namespaces, ns_existing) = check_namespaces(sink, &raw.namespaces);
-    let pods = check_pods(sink, raw, &ns_existing);
+    let (pods, workloads) = check_pods(sink, raw, &ns_existing);
     let placement = check_placement(sink, raw, &pods);
     let externals = check_externals(sink, &raw.external);
     let pod_cidrs = super::cluster::pod_cidrs(sink, raw.cluster.as_ref());
@@ -40,6 +40,7 @@ pub(super) fn check(raw: &RawScenario, sink: &mut Sink<'_>) -> Structure {
         pods,
         externals,
         placement,
+        workloads,
         absent_at_start: Default::default(),
         loopback: raw
             .loopback
@@ -131,8 +132,9 @@ fn check_pods(
     sink: &mut Sink<'_>,
     raw: &RawScenario,
     ns_existing: &BTreeMap<String, bool>,
-) -> Vec<Pod> {
+) -> (Vec<Pod>, BTreeMap<PodId, BTreeMap<String, String>>) {
     let mut pods: Vec<Pod> = Vec::new();
+    let mut workloads = BTreeMap::new();
     let raw_pods: &[RawPod] = raw.pods.as_ref().map_or(&[], |p| p.value.as_slice());
     for p in raw_pods {
         let mut ok = true;
@@ -154,12 +156,56 @@ fn check_pods(
                 .help(ns_help(ns_existing));
                 ok = false;
             }
-            Some(true) => {
+            Some(true) if p.workload.is_none() => {
                 sink.error_at(Code::ExistingNamespace, &p.namespace, format!("pod `{}` would be deployed into `{}`, a namespace that is not the scenario's", p.name.value, p.namespace.value))
-                    .help("netreach deploys only into namespaces it creates; put the pod in one of the scenario's namespaces");
+                    .help("netreach deploys only into namespaces it creates; put the pod in one of the scenario's namespaces, or choose a real workload there with `workload: {app: …}`");
                 ok = false;
             }
-            Some(false) => {}
+            Some(false) if p.workload.is_some() => {
+                sink.error_at(Code::InvalidWorkload, &p.namespace, format!("pod `{}` names a real `workload:`, but namespace `{}` is the scenario's own (created by the run, so it holds no real workload)", p.name.value, p.namespace.value))
+                    .help("declare the workload's namespace with `existing: true`, or drop `workload:` to deploy a probe pod");
+                ok = false;
+            }
+            Some(_) => {}
+        }
+        if let Some(w) = &p.workload {
+            check_labels(sink, w, "workload");
+            if w.0.is_empty() {
+                sink.error_at(
+                    Code::InvalidWorkload,
+                    &p.name,
+                    format!(
+                        "pod `{}`: `workload:` needs at least one label",
+                        p.name.value
+                    ),
+                )
+                .help(
+                    "choose the workload's pods by their labels, e.g. `workload: {app: frontend}`",
+                );
+                ok = false;
+            }
+            let selector = w.plain();
+            let labels = p.labels.plain();
+            if let Some((k, v)) = selector
+                .iter()
+                .find(|(k, v)| !p.labels.0.is_empty() && labels.get(*k) != Some(*v))
+            {
+                sink.error_at(Code::InvalidWorkload, &p.name, format!("pod `{}`: `labels:` lack `{k}={v}` of its `workload:`, so they cannot be the chosen pods' labels", p.name.value))
+                    .help("leave `labels:` out (they default to the workload's), or list every label the real pods carry");
+                ok = false;
+            }
+            if let Some(n) = &p.node {
+                sink.error_at(
+                    Code::InvalidWorkload,
+                    n,
+                    format!(
+                        "pod `{}` is a real workload; its pods run where they run",
+                        p.name.value
+                    ),
+                )
+                .help("remove `node:`");
+                ok = false;
+            }
         }
         let id = PodId::new(&p.namespace.value, &p.name.value);
         if pods.iter().any(|q| q.id == id) {
@@ -174,11 +220,14 @@ fn check_pods(
         check_labels(sink, &p.labels, "pod");
         let ports = check_port_decls(sink, &p.ports, &format!("pod `{id}`"));
         if ok {
-            pods.push(Pod {
-                id,
-                labels: p.labels.plain(),
-                ports,
-            });
+            let mut labels = p.labels.plain();
+            if let Some(w) = &p.workload {
+                if labels.is_empty() {
+                    labels = w.plain();
+                }
+                workloads.insert(id.clone(), w.plain());
+            }
+            pods.push(Pod { id, labels, ports });
         }
     }
     if raw_pods.is_empty() {
@@ -190,7 +239,7 @@ fn check_pods(
             .help("add `pods:` with at least one pod; probes run from pods");
     }
 
-    pods
+    (pods, workloads)
 }
 
 /// Every pod's `node:`, checked: names are node names, referenced pods are declared, and no

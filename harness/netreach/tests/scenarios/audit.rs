@@ -82,12 +82,18 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-fn image() -> String {
+pub(super) fn image() -> String {
     std::env::var("NETREACH_PROBE_IMAGE").unwrap_or_else(|_| "netreach-probe:latest".into())
 }
 
 /// A workload running the probe image's `netreach serve` on `port` (named `port_name`).
-fn workload(kind: &str, ns: &str, name: &str, labels: Value, port: (u16, &str)) -> Value {
+pub(super) fn workload(
+    kind: &str,
+    ns: &str,
+    name: &str,
+    labels: Value,
+    port: (u16, &str),
+) -> Value {
     let mut spec = json!({
         "replicas": 1,
         "selector": {"matchLabels": {"app": labels["app"]}},
@@ -113,12 +119,12 @@ fn workload(kind: &str, ns: &str, name: &str, labels: Value, port: (u16, &str)) 
     json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec})
 }
 
-fn service(ns: &str, name: &str, app: &str, port: u16, target: &str) -> Value {
+pub(super) fn service(ns: &str, name: &str, app: &str, port: u16, target: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
         "spec": {"selector": {"app": app}, "ports": [{"port": port, "targetPort": target}]}})
 }
 
-fn policy(ns: &str, name: &str, spec: Value) -> Value {
+pub(super) fn policy(ns: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec})
 }
 
@@ -170,7 +176,14 @@ fn objects(n: &Names) -> Vec<Value> {
 
 /// Creates `objs` with the admin context (server-side apply, as `kubectl apply` does) and waits
 /// until every workload's pod has an address.
-fn create(admin: &str, objs: &[Value], names: &Names) -> Result<(), Failed> {
+/// Applies `objs` as a user's kubectl would (server-side apply) and waits until `pods` pods in
+/// `namespaces` have an address.
+pub(super) fn create(
+    admin: &str,
+    objs: &[Value],
+    namespaces: &[&str],
+    pods: usize,
+) -> Result<(), Failed> {
     rt().block_on(async {
         let c = client(admin).await?;
         let ssa = PatchParams::apply("netreach-tests-audit");
@@ -196,9 +209,9 @@ fn create(admin: &str, objs: &[Value], names: &Names) -> Result<(), Failed> {
         let start = Instant::now();
         loop {
             let mut ready = 0;
-            for ns in names.all() {
-                let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
-                let l = pods
+            for ns in namespaces {
+                let api: Api<Pod> = Api::namespaced(c.clone(), ns);
+                let l = api
                     .list(&ListParams::default())
                     .await
                     .map_err(|e| e.to_string())?;
@@ -208,11 +221,13 @@ fn create(admin: &str, objs: &[Value], names: &Names) -> Result<(), Failed> {
                     .filter(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some())
                     .count();
             }
-            if ready >= 4 {
+            if ready >= pods {
                 return Ok(());
             }
             if start.elapsed() > Duration::from_secs(120) {
-                return Err(format!("only {ready} of 4 pods have an address after 120 s").into());
+                return Err(
+                    format!("only {ready} of {pods} pods have an address after 120 s").into(),
+                );
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -277,7 +292,7 @@ fn live_cluster_and_its_manifests_agree(admin: &str) -> Result<(), Failed> {
         sa: "audit",
     };
     let objs = objects(&names);
-    create(admin, &objs, &names)?;
+    create(admin, &objs, &names.all(), 4)?;
     let sa = service_account(
         admin,
         "audit",

@@ -1,0 +1,93 @@
+//! Real workloads (`workload:` in an `existing` namespace): what validation makes of them.
+
+use std::path::Path;
+
+use super::{MemReader, load_str};
+use crate::diag::Code;
+use crate::expect::spec_summary;
+use crate::model::PodId;
+
+const TEXT: &str = "version: 1
+namespaces:
+  - {name: prod, existing: true}
+  - {name: probe}
+pods:
+  - {name: api, namespace: prod, workload: {app: api}, ports: [8080/tcp]}
+  - {name: db, namespace: prod, workload: {app: db}, labels: {app: db, tier: data}, ports: [5432/tcp]}
+  - {name: client, namespace: probe, labels: {app: client}, ports: [80/tcp]}
+steps:
+  - apply:
+      - inline:
+          apiVersion: networking.k8s.io/v1
+          kind: NetworkPolicy
+          metadata: {name: deny, namespace: probe}
+          spec: {podSelector: {}, policyTypes: [Ingress]}
+    expect:
+      - default: allow
+      - computed: {}
+";
+
+#[test]
+fn a_workload_is_a_pod_with_its_labels_never_probed_to_itself_and_never_computed() {
+    let l = load_str(Path::new("scn/w.yaml"), TEXT, &MemReader::default());
+    assert!(
+        !l.diagnostics.has_errors(),
+        "{}",
+        l.diagnostics.render(false)
+    );
+    // No contradiction warning either: the live policies are not in the scenario.
+    assert!(
+        !l.diagnostics
+            .0
+            .iter()
+            .any(|d| d.code == Code::ContradictsSpec),
+        "{}",
+        l.diagnostics.render(false)
+    );
+    let s = l.scenario.expect("valid");
+    let api = PodId::new("prod", "api");
+    let db = PodId::new("prod", "db");
+    assert_eq!(s.workloads[&api]["app"], "api");
+    // `labels:` default to the workload's; declared ones stay.
+    assert_eq!(s.pod(&api).expect("declared").labels["app"], "api");
+    assert_eq!(s.pod(&db).expect("declared").labels["tier"], "data");
+    let cells: Vec<String> = s.steps[0]
+        .expected
+        .cells
+        .keys()
+        .map(ToString::to_string)
+        .collect();
+    // Every pod to every other pod's port, and a probe pod to itself; no workload to itself.
+    assert_eq!(
+        cells,
+        [
+            "probe/client -> probe/client 80/tcp",
+            "probe/client -> prod/api 8080/tcp",
+            "probe/client -> prod/db 5432/tcp",
+            "prod/api -> probe/client 80/tcp",
+            "prod/api -> prod/db 5432/tcp",
+            "prod/db -> probe/client 80/tcp",
+            "prod/db -> prod/api 8080/tcp",
+        ]
+    );
+    // `computed` leaves every cell of a workload (from or to it) to the `default` before it.
+    for (k, e) in &s.steps[0].expected.cells {
+        if s.touches_workload(k) {
+            assert_eq!(e.origin.kind, "default", "{k}");
+        }
+    }
+    assert_eq!(
+        s.steps[0]
+            .expected
+            .cells
+            .keys()
+            .filter(|k| s.touches_workload(k))
+            .count(),
+        6
+    );
+    // validate's summary names them undecided, with the reason.
+    let summary = spec_summary(&s);
+    let undecided = &summary.steps[0].undecided;
+    assert_eq!(undecided.len(), 6, "{undecided:?}");
+    assert!(undecided[0].reasons[0].contains("real workload"));
+}
