@@ -71,6 +71,9 @@ pub struct Bindings {
     pub external_ips: BTreeMap<String, IpAddr>,
     /// The cluster's DNS domain (`cluster.local`).
     pub cluster_domain: String,
+    /// The pod a source's probes run in, where its name is not the logical one (a real
+    /// workload's shadow pod).
+    pub exec_pods: BTreeMap<PodId, String>,
 }
 
 impl Bindings {
@@ -89,6 +92,28 @@ impl Bindings {
         self.pod_ips.remove(p);
         self.pod_nodes.remove(p);
         self.service_ips.remove(p);
+        self.exec_pods.remove(p);
+    }
+
+    /// Forgets every pod of a logical namespace (removed by a step); returns them.
+    pub fn unbind_namespace(&mut self, logical: &str) -> Vec<PodId> {
+        let gone: Vec<PodId> = self
+            .pod_ips
+            .keys()
+            .filter(|id| id.ns == logical)
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.unbind(id);
+        }
+        gone
+    }
+
+    /// The name of the pod a source's probes run in.
+    pub fn exec_pod<'a>(&'a self, p: &'a PodId) -> &'a str {
+        self.exec_pods
+            .get(p)
+            .map_or(p.name.as_str(), String::as_str)
     }
 
     /// Takes a pod's address, node and Service address from `other` (a step added it).
@@ -221,7 +246,7 @@ pub fn bind_probes<'a>(
         out.push(BoundProbe {
             cell: cell.clone(),
             namespace: b.namespace(&cell.from.ns)?.to_owned(),
-            pod: cell.from.name.clone(),
+            pod: b.exec_pod(&cell.from).to_owned(),
             action,
         });
     }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use netreach_core::cluster::InfraError;
 
-use crate::client::{Req, api_error, unreachable};
+use crate::client::{Req, api_error};
 use crate::{HEARTBEAT_ANNOTATION, RUN_LABEL, SCENARIO_ANNOTATION, now_secs};
 
 /// The record's name for a run.
@@ -127,7 +127,8 @@ pub fn original_of(np: &NetworkPolicy) -> Value {
     })
 }
 
-/// Creates the record (empty) in `namespace`.
+/// Creates the record (empty) in `namespace`; returns its UID (shadow pods name it as their
+/// controller owner).
 ///
 /// # Errors
 /// When the API refuses (e.g. no permission on configmaps).
@@ -137,7 +138,7 @@ pub async fn create(
     namespace: &str,
     run_id: &str,
     scenario: &str,
-) -> Result<(), InfraError> {
+) -> Result<String, InfraError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {
@@ -152,7 +153,7 @@ pub async fn create(
         what: format!("run record {namespace}/{}", record_name(run_id)),
         reason: e.to_string(),
     })?;
-    api.create(&PostParams::default(), &cm).await.map_err(|e| {
+    let created = api.create(&PostParams::default(), &cm).await.map_err(|e| {
         api_error(
             context,
             Req::ns("create", "configmaps", namespace),
@@ -163,7 +164,7 @@ pub async fn create(
             },
         )
     })?;
-    Ok(())
+    Ok(created.metadata.uid.unwrap_or_default())
 }
 
 /// Writes the whole record (before the create or change it announces).
@@ -197,25 +198,6 @@ pub async fn write(
         )
     })?;
     Ok(())
-}
-
-/// The record's UID (shadow pods name it as their controller owner).
-///
-/// # Errors
-/// When it cannot be read.
-pub async fn uid(
-    client: &Client,
-    context: &str,
-    namespace: &str,
-    run_id: &str,
-) -> Result<String, InfraError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let cm = api.get(&record_name(run_id)).await.map_err(|e| {
-        api_error(context, Req::ns("get", "configmaps", namespace), &e, |r| {
-            unreachable(context, r)
-        })
-    })?;
-    Ok(cm.metadata.uid.unwrap_or_default())
 }
 
 /// What undoing a record did.

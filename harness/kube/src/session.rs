@@ -503,18 +503,21 @@ impl Cluster for KubeCluster {
         let (pods, targets, service_ips, externals) = rt.block_on(async {
             // The pods real workloads stand for, chosen and checked before anything is created.
             let mut targets = BTreeMap::new();
+            let mut real_labels = BTreeMap::new();
             for p in &plan.pods {
                 if let Some(w) = &p.workload {
-                    targets.insert(
-                        p.id.clone(),
-                        crate::shadow::choose(&client, &ctx, p, w).await?,
-                    );
+                    let (real, labels) = crate::shadow::choose(&client, &ctx, p, w).await?;
+                    targets.insert(p.id.clone(), real);
+                    real_labels.insert(p.id.clone(), labels);
                 }
             }
             deploy::create_namespaces(&client, &ctx, &run, plan).await?;
+            let mut record_uids = BTreeMap::new();
             for ns in &workload_namespaces {
                 let _call = run.begin(crate::live::Kind::Record, ns)?;
-                crate::record::create(&client, &ctx, ns, &plan.run_id, &plan.scenario).await?;
+                let uid =
+                    crate::record::create(&client, &ctx, ns, &plan.run_id, &plan.scenario).await?;
+                record_uids.insert(ns.clone(), uid);
             }
             // Everything the plan creates in namespaces the run does not own is recorded first.
             for (ns, r) in &records {
@@ -522,13 +525,13 @@ impl Cluster for KubeCluster {
             }
             deploy::create_pods(&client, &ctx, plan, &opts.probe_image, &opts.pods).await?;
             for p in plan.pods.iter().filter(|p| p.workload.is_some()) {
-                let real = &targets[&p.id];
+                let owner = (plan.run_id.as_str(), record_uids[&p.namespace].as_str());
                 crate::shadow::create(
                     &client,
                     &ctx,
                     p,
-                    real,
-                    &plan.run_id,
+                    (targets[&p.id].name.as_str(), &real_labels[&p.id]),
+                    owner,
                     &opts.probe_image,
                     &opts.pods,
                 )
@@ -566,6 +569,13 @@ impl Cluster for KubeCluster {
         self.targets = targets;
         self.externals = externals;
         self.scenario = plan.scenario.clone();
+        // A real workload's probes run in its shadow pod.
+        let exec_pods = self
+            .pods
+            .iter()
+            .filter(|(id, d)| d.name != id.name)
+            .map(|(id, d)| (id.clone(), d.name.clone()))
+            .collect();
         self.bindings = Bindings {
             namespaces: plan.names.clone(),
             pod_ips,
@@ -573,6 +583,7 @@ impl Cluster for KubeCluster {
             service_ips,
             external_ips,
             cluster_domain: "cluster.local".into(),
+            exec_pods,
         };
         Ok(self.bindings.clone())
     }
@@ -622,15 +633,8 @@ impl Cluster for KubeCluster {
                         namespace,
                         within,
                     ))?;
-                    let gone: Vec<PodId> = self
-                        .pods
-                        .keys()
-                        .filter(|id| &id.ns == logical)
-                        .cloned()
-                        .collect();
-                    for id in gone {
+                    for id in self.bindings.unbind_namespace(logical) {
                         self.pods.remove(&id);
-                        self.bindings.unbind(&id);
                     }
                 }
                 ClusterAction::ApplyPolicy { manifest, .. } => {
@@ -657,18 +661,6 @@ impl Cluster for KubeCluster {
             return Err(InfraError::Interrupted);
         }
         let before = self.liveness()?;
-        // Each probe runs in the pod deployed for its source: a real workload's is its shadow.
-        let renamed: Vec<BoundProbe> = probes
-            .iter()
-            .map(|p| {
-                let mut p = p.clone();
-                if let Some(d) = self.pods.get(&p.cell.from) {
-                    p.pod.clone_from(&d.name);
-                }
-                p
-            })
-            .collect();
-        let probes = renamed.as_slice();
         let mut obs = self.probe_once(probes, timeout);
         // A lost answer is not a lost connection: once more, at once.
         let lost: Vec<usize> = obs

@@ -50,7 +50,8 @@ fn selector(labels: &BTreeMap<String, String>) -> String {
 }
 
 /// Chooses the pod a workload stands for and checks it against the scenario: it carries the
-/// declared labels and declares the declared ports.
+/// declared labels and declares the declared ports. Returns it with all its labels (the
+/// shadow's).
 ///
 /// # Errors
 /// When no pod is Ready, or the chosen one does not fit the declaration (a deploy error naming
@@ -60,7 +61,7 @@ pub async fn choose(
     context: &str,
     p: &PlannedPod,
     workload: &BTreeMap<String, String>,
-) -> Result<DeployedPod, InfraError> {
+) -> Result<(DeployedPod, BTreeMap<String, String>), InfraError> {
     let what = format!("workload {}/{}", p.namespace, p.id.name);
     let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace);
     let sel = selector(workload);
@@ -73,18 +74,15 @@ pub async fn choose(
             })
         })?;
     let matching = list.items.len();
-    let mut ready: Vec<Pod> = list
+    let chosen = list
         .items
         .into_iter()
         .filter(|pod| {
-            pod.metadata.deletion_timestamp.is_none()
-                && deploy::is_ready(pod)
-                && !is_shadow(pod)
-                && pod_ip(pod).is_some()
+            pod.metadata.deletion_timestamp.is_none() && deploy::is_ready(pod) && !is_shadow(pod)
         })
-        .collect();
-    ready.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let Some(pod) = ready.into_iter().next() else {
+        .filter_map(|pod| pod_ip(&pod).map(|ip| (pod, ip)))
+        .min_by(|(a, _), (b, _)| a.metadata.name.cmp(&b.metadata.name));
+    let Some((pod, ip)) = chosen else {
         return Err(InfraError::Deploy {
             what,
             reason: format!(
@@ -136,19 +134,20 @@ pub async fn choose(
             });
         }
     }
-    Ok(DeployedPod {
+    let deployed = DeployedPod {
         namespace: p.namespace.clone(),
         name,
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         restarts: deploy::restarts(&pod),
-        ip: pod_ip(&pod).unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        ip,
         node: pod
             .spec
             .as_ref()
             .and_then(|s| s.node_name.clone())
             .unwrap_or_default(),
         shadow: false,
-    })
+    };
+    Ok((deployed, labels))
 }
 
 fn pod_ip(pod: &Pod) -> Option<IpAddr> {
@@ -225,39 +224,24 @@ pub fn shadow_manifest(
     m
 }
 
-/// Creates the shadow pod of workload `p` (whose chosen pod is `real`), owned by the run
-/// record, which must exist and list it already.
+/// Creates the shadow pod of workload `p`, standing for its chosen pod (`real`: its name and
+/// labels), owned by the run record (`owner`: the run id and the record's UID); the record
+/// must list it already.
 ///
 /// # Errors
-/// When the real pod or the record cannot be read, or the API refuses the pod.
+/// When the API refuses the pod.
 pub async fn create(
     client: &Client,
     context: &str,
     p: &PlannedPod,
-    real: &DeployedPod,
-    run_id: &str,
+    (real_name, real_labels): (&str, &BTreeMap<String, String>),
+    (run_id, record_uid): (&str, &str),
     image: &str,
     o: &PodSpecOptions,
 ) -> Result<(), InfraError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace);
     let what = format!("shadow pod {}/{}", p.namespace, shadow_name(p, run_id));
-    let pod = api.get(&real.name).await.map_err(|e| {
-        api_error(context, Req::ns("get", "pods", &p.namespace), &e, |r| {
-            unreachable(context, r)
-        })
-    })?;
-    if pod.metadata.uid.as_deref() != Some(real.uid.as_str()) {
-        return Err(InfraError::Deploy {
-            what,
-            reason: format!(
-                "the workload's pod {} was replaced while the run started",
-                real.name
-            ),
-        });
-    }
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    let uid = crate::record::uid(client, context, &p.namespace, run_id).await?;
-    let m = shadow_manifest(p, &labels, &real.name, run_id, &uid, image, o);
+    let m = shadow_manifest(p, real_labels, real_name, run_id, record_uid, image, o);
     let obj: Pod = serde_json::from_value(m).map_err(|e| InfraError::Deploy {
         what: what.clone(),
         reason: e.to_string(),

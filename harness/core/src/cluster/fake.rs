@@ -181,16 +181,7 @@ impl Cluster for FakeCluster {
                 ClusterAction::AddPod(p) => self.now.bind_from(&self.all, &p.id),
                 ClusterAction::RemovePod { id, .. } => self.now.unbind(id),
                 ClusterAction::RemoveNamespace { logical, .. } => {
-                    let gone: Vec<_> = self
-                        .now
-                        .pod_ips
-                        .keys()
-                        .filter(|id| &id.ns == logical)
-                        .cloned()
-                        .collect();
-                    for id in gone {
-                        self.now.unbind(&id);
-                    }
+                    self.now.unbind_namespace(logical);
                 }
                 _ => {}
             }

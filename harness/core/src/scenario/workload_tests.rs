@@ -91,3 +91,45 @@ fn a_workload_is_a_pod_with_its_labels_never_probed_to_itself_and_never_computed
     assert_eq!(undecided.len(), 6, "{undecided:?}");
     assert!(undecided[0].reasons[0].contains("real workload"));
 }
+
+#[test]
+fn a_workloads_probes_run_in_the_pod_the_bindings_name_and_go_to_its_address() {
+    use crate::bind::{Bindings, bind_probes};
+    use std::net::{IpAddr, Ipv4Addr};
+    let l = load_str(Path::new("scn/w.yaml"), TEXT, &MemReader::default());
+    let s = l.scenario.expect("valid");
+    let api = PodId::new("prod", "api");
+    let mut b = Bindings {
+        namespaces: s.namespace_map(&crate::names::Naming::Verbatim),
+        ..Bindings::default()
+    };
+    for (i, p) in s.pods.iter().enumerate() {
+        let i = u8::try_from(i).expect("few pods") + 2;
+        b.pod_ips
+            .insert(p.id.clone(), IpAddr::V4(Ipv4Addr::new(10, 244, 0, i)));
+    }
+    b.exec_pods.insert(api.clone(), "nr-abc123-api".into());
+    let probes = bind_probes(
+        &s,
+        &s.steps[0]
+            .expected
+            .cells
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        &b,
+    )
+    .expect("bound");
+    for p in &probes {
+        let want = if p.cell.from == api {
+            "nr-abc123-api"
+        } else {
+            p.cell.from.name.as_str()
+        };
+        assert_eq!(p.pod, want, "{}", p.cell);
+    }
+    assert!(probes.iter().any(|p| p.cell.from == api));
+    // Removing the namespace forgets the workload's exec pod with its address.
+    assert_eq!(b.unbind_namespace("prod").len(), 2);
+    assert!(b.exec_pods.is_empty() && !b.pod_ips.contains_key(&api));
+}
