@@ -103,9 +103,7 @@ pub(super) fn check(
                 .help("a pod that a step adds first is absent until then; a removed pod is gone until a step adds it back");
                 continue;
             }
-            let before = actions.len();
-            actions.push(Action::RemovePod(id));
-            world.apply(&actions[before..]);
+            act(world, actions, Action::RemovePod(id));
         }
         for n in &m.namespaces {
             if !declared_namespace(sink, s, n, index, "removes") {
@@ -123,9 +121,7 @@ pub(super) fn check(
                 continue;
             }
             in_force.retain(|r| r.ns != n.value);
-            let before = actions.len();
-            actions.push(Action::RemoveNamespace(n.value.clone()));
-            world.apply(&actions[before..]);
+            act(world, actions, Action::RemoveNamespace(n.value.clone()));
         }
     }
     if let Some(m) = &rs.add {
@@ -146,9 +142,7 @@ pub(super) fn check(
                 continue;
             }
             if let Some(ns) = s.namespace(&n.value) {
-                let before = actions.len();
-                actions.push(Action::AddNamespace(ns.clone()));
-                world.apply(&actions[before..]);
+                act(world, actions, Action::AddNamespace(ns.clone()));
             }
         }
         for p in &m.pods {
@@ -177,9 +171,7 @@ pub(super) fn check(
                 continue;
             }
             if let Some(pod) = s.pod(&id) {
-                let before = actions.len();
-                actions.push(Action::AddPod(pod.clone()));
-                world.apply(&actions[before..]);
+                act(world, actions, Action::AddPod(pod.clone()));
             }
         }
     }
@@ -218,6 +210,12 @@ pub(super) fn check(
             .help("pin it with `node: <node name>` instead, or keep it for the whole run");
         }
     }
+}
+
+/// Applies `a` to `world` at once (the step's later changes see it) and records it.
+fn act(world: &mut World, actions: &mut Vec<Action>, a: Action) {
+    world.apply(std::slice::from_ref(&a));
+    actions.push(a);
 }
 
 /// The declared pod a reference names; reports anything else.

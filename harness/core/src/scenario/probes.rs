@@ -36,12 +36,13 @@ pub(super) fn check_probes(
     cells.retain(|c| !(scenario.workloads.contains_key(&c.from) && c.to.pod() == Some(&c.from)));
     // Services and DNS names exist only for the run's own pods: a real workload is probed at
     // its pod's IP.
-    if let Some(c) = cells.iter().find(|c| {
+    let through_service = |c: &CellKey| {
         c.via.is_some_and(|v| v != Via::Ip)
             && c.to
                 .pod()
                 .is_some_and(|p| scenario.workloads.contains_key(p))
-    }) {
+    };
+    if let Some(c) = cells.iter().find(|c| through_service(c)) {
         let pos = probes.map_or(Pos::UNKNOWN, |p| sink.pos(p));
         sink.error(
             Code::InvalidWorkload,
@@ -49,12 +50,7 @@ pub(super) fn check_probes(
             format!("`{c}` goes to the real workload `{}` through a Service, which netreach would have to create in front of it", c.to),
         )
         .help("probe real workloads by pod IP (`via: ip`, the default); netreach creates nothing in front of them");
-        cells.retain(|c| {
-            !(c.via.is_some_and(|v| v != Via::Ip)
-                && c.to
-                    .pod()
-                    .is_some_and(|p| scenario.workloads.contains_key(p)))
-        });
+        cells.retain(|c| !through_service(c));
     }
     if let Some(who) = who
         && cells.is_empty()
