@@ -1,29 +1,16 @@
 //! The runner with steps that add and remove pods and namespaces: what the first deploy
 //! creates, the cluster actions in order, and where the added pods' probes run.
 
+use super::tests::{load_file, opts};
 use super::*;
 use crate::cluster::ClusterAction;
 use crate::cluster::fake::{Call, FakeCluster};
 use crate::outcome::Outcome;
 use crate::report::ScenarioStatus;
-use std::path::Path;
-
-fn opts() -> RunOptions {
-    RunOptions::fast(Naming::PerRun {
-        run_id: "abc123".into(),
-    })
-}
 
 #[test]
 fn pods_and_namespaces_that_steps_add_and_remove_are_created_deleted_and_probed_in_order() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/pods-come-and-go.yaml");
-    let l = crate::scenario::load(&path);
-    assert!(
-        !l.diagnostics.has_errors(),
-        "{}",
-        l.diagnostics.render(false)
-    );
-    let s = l.scenario.expect("valid");
+    let s = load_file("scenarios/pods-come-and-go.yaml");
     let mut c = FakeCluster::following_spec(&s);
     // Record where each probe runs as the double answers it.
     let ran_in = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));

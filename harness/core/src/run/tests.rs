@@ -47,7 +47,7 @@ fn scenario() -> Scenario {
     l.scenario.expect("valid")
 }
 
-fn opts() -> RunOptions {
+pub(super) fn opts() -> RunOptions {
     RunOptions::fast(Naming::PerRun {
         run_id: "abc123".into(),
     })
@@ -65,6 +65,21 @@ fn correct(p: &crate::bind::BoundProbe, applied: &[ClusterAction]) -> Outcome {
     } else {
         Outcome::Connected
     }
+}
+
+/// A scenario file of the repository (`rel` from its root), which must be valid.
+pub(super) fn load_file(rel: &str) -> Scenario {
+    let l = crate::scenario::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel),
+    );
+    assert!(
+        !l.diagnostics.has_errors(),
+        "{}",
+        l.diagnostics.render(false)
+    );
+    l.scenario.expect("valid")
 }
 
 #[test]
@@ -488,14 +503,7 @@ fn loopback_ignore_probes_no_pod_to_itself_and_the_report_counts_without_them() 
 
 #[test]
 fn a_step_with_its_own_probes_probes_exactly_those_cells() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/steps/step-probes.yaml");
-    let l = crate::scenario::load(&path);
-    assert!(
-        !l.diagnostics.has_errors(),
-        "{}",
-        l.diagnostics.render(false)
-    );
-    let s = l.scenario.expect("valid");
+    let s = load_file("fixtures/steps/step-probes.yaml");
     // The scenario's default: 3 sources x (web's 2 ports + db's 1), by IP.
     assert_eq!(s.cells.len(), 9);
     let mut c = FakeCluster::following_spec(&s);

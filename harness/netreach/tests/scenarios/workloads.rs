@@ -49,99 +49,87 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// `"<kind> <name>" -> describe(object)` for every object of kind `K` in `ns`.
+async fn described<K>(
+    c: &kube::Client,
+    ns: &str,
+    kind: &str,
+    describe: impl Fn(&K) -> String,
+) -> Result<BTreeMap<String, String>, Failed>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let list = Api::<K>::namespaced(c.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("list {kind}: {e}"))?;
+    Ok(list
+        .items
+        .iter()
+        .map(|o| {
+            let name = o.meta().name.clone().unwrap_or_default();
+            (format!("{kind} {name}"), describe(o))
+        })
+        .collect())
+}
+
 /// Everything of the namespace that a run must not change, in words: Deployments and
 /// ReplicaSets (generation, replicas, ready), pods (UID, restarts), Services and policies (UID,
-/// resourceVersion).
+/// resourceVersion), ConfigMaps (a run record left behind would show).
 fn state(admin: &str, ns: &str) -> Result<BTreeMap<String, String>, Failed> {
+    let versioned =
+        |m: &kube::api::ObjectMeta| format!("uid {:?} version {:?}", m.uid, m.resource_version);
     rt().block_on(async {
         let c = client(admin).await?;
-        let lp = ListParams::default();
-        let mut out = BTreeMap::new();
-        for d in Api::<Deployment>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        let mut out = described(&c, ns, "deployment", |d: &Deployment| {
             let st = d.status.clone().unwrap_or_default();
-            out.insert(
-                format!("deployment {}", d.metadata.name.clone().unwrap_or_default()),
-                format!(
-                    "generation {:?} replicas {:?} ready {:?} uid {:?}",
-                    d.metadata.generation, st.replicas, st.ready_replicas, d.metadata.uid
-                ),
-            );
-        }
-        for r in Api::<ReplicaSet>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            let st = r.status.clone().unwrap_or_default();
-            out.insert(
-                format!("replicaset {}", r.metadata.name.clone().unwrap_or_default()),
+            format!(
+                "generation {:?} replicas {:?} ready {:?} uid {:?}",
+                d.metadata.generation, st.replicas, st.ready_replicas, d.metadata.uid
+            )
+        })
+        .await?;
+        out.extend(
+            described(&c, ns, "replicaset", |r: &ReplicaSet| {
+                let st = r.status.clone().unwrap_or_default();
                 format!(
                     "generation {:?} replicas {} fully-labeled {:?} ready {:?}",
                     r.metadata.generation,
                     st.replicas,
                     st.fully_labeled_replicas,
                     st.ready_replicas
-                ),
-            );
-        }
-        for p in Api::<Pod>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            let restarts: i32 = p
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum());
-            out.insert(
-                format!("pod {}", p.metadata.name.clone().unwrap_or_default()),
-                format!("uid {:?} restarts {restarts}", p.metadata.uid),
-            );
-        }
-        for s in Api::<Service>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            out.insert(
-                format!("service {}", s.metadata.name.clone().unwrap_or_default()),
-                format!(
-                    "uid {:?} version {:?}",
-                    s.metadata.uid, s.metadata.resource_version
-                ),
-            );
-        }
-        for n in Api::<NetworkPolicy>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            out.insert(
-                format!(
-                    "networkpolicy {}",
-                    n.metadata.name.clone().unwrap_or_default()
-                ),
-                format!(
-                    "uid {:?} version {:?}",
-                    n.metadata.uid, n.metadata.resource_version
-                ),
-            );
-        }
-        for m in Api::<ConfigMap>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            out.insert(
-                format!("configmap {}", m.metadata.name.clone().unwrap_or_default()),
-                format!("uid {:?}", m.metadata.uid),
-            );
-        }
+                )
+            })
+            .await?,
+        );
+        out.extend(
+            described(&c, ns, "pod", |p: &Pod| {
+                let restarts: i32 = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum());
+                format!("uid {:?} restarts {restarts}", p.metadata.uid)
+            })
+            .await?,
+        );
+        out.extend(described(&c, ns, "service", |s: &Service| versioned(&s.metadata)).await?);
+        out.extend(
+            described(&c, ns, "networkpolicy", |n: &NetworkPolicy| {
+                versioned(&n.metadata)
+            })
+            .await?,
+        );
+        out.extend(
+            described(&c, ns, "configmap", |m: &ConfigMap| {
+                format!("uid {:?}", m.metadata.uid)
+            })
+            .await?,
+        );
         Ok(out)
     })
 }
