@@ -131,6 +131,11 @@ impl LiveRun {
         self.lock().namespaces.iter().cloned().collect()
     }
 
+    /// A namespace a step removed (and waited for until gone): no heartbeat, no cleanup.
+    pub fn forget_namespace(&self, name: &str) {
+        self.lock().namespaces.remove(name);
+    }
+
     /// The namespaces holding the run's record (not owned by it).
     pub fn records(&self) -> Vec<String> {
         self.lock().records.iter().cloned().collect()
@@ -308,6 +313,11 @@ mod tests {
             run.namespaces(),
             ["x-abc123"],
             "a refused create records nothing"
+        );
+        run.forget_namespace("x-abc123");
+        assert!(
+            run.namespaces().is_empty(),
+            "a removed namespace is forgotten"
         );
     }
 }

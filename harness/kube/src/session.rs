@@ -636,6 +636,10 @@ impl Cluster for KubeCluster {
                     for id in self.bindings.unbind_namespace(logical) {
                         self.pods.remove(&id);
                     }
+                    // Gone: the heartbeat and cleanup no longer need to visit it.
+                    if let Some(run) = &self.run {
+                        run.forget_namespace(namespace);
+                    }
                 }
                 ClusterAction::ApplyPolicy { manifest, .. } => {
                     let ns = manifest["metadata"]["namespace"]
