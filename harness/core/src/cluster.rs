@@ -281,6 +281,10 @@ pub struct DeployPlan {
     /// Pods that steps add (`add:`), also those removed first and added back.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub later_pods: Vec<PlannedPod>,
+    /// Live namespaces (`existing`, `candidates: true`) whose policies steps change: every
+    /// policy created or changed there is recorded before the change and restored at the end.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live_namespaces: Vec<String>,
 }
 
 impl DeployPlan {
@@ -352,6 +356,14 @@ impl DeployPlan {
             externals: s.externals.clone(),
             later_namespaces,
             later_pods,
+            live_namespaces: s
+                .live_changes()
+                .into_iter()
+                .flat_map(|(_, ns)| ns)
+                .map(str::to_owned)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             names,
         }
     }

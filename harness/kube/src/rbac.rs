@@ -86,8 +86,8 @@ const RUN_IN_NAMESPACE: [Perm; 6] = [
     Perm {
         group: "networking.k8s.io",
         resource: "networkpolicies",
-        verbs: &["get", "list", "create", "patch", "delete"],
-        why: "the policies a scenario applies, step by step (server-side apply); restoring candidate policies",
+        verbs: &["get", "list", "create", "patch", "update", "delete"],
+        why: "the policies a scenario applies, step by step (server-side apply); candidate policies in a live namespace replace and are restored whole (update)",
     },
     Perm {
         group: "",

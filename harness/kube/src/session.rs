@@ -53,8 +53,13 @@ pub struct KubeCluster {
     /// Real workloads: the pod each stands for as a target (its shadow is in `pods`).
     targets: BTreeMap<PodId, DeployedPod>,
     externals: Vec<Endpoint>,
-    /// Run records, by namespace the run does not own (given to it).
+    /// Run records, by namespace the run does not own (given to it, or existing).
     records: BTreeMap<String, Record>,
+    /// Live namespaces whose policies steps may change (recorded, restored at the end).
+    live: BTreeSet<String>,
+    /// Candidate policies applied in live namespaces (`namespace`, `name`) → the
+    /// resourceVersion netreach's apply left: anything else there means someone else changed it.
+    applied: BTreeMap<(String, String), String>,
     execs: usize,
     /// The scenario's full name (for labels of what steps add).
     scenario: String,
@@ -99,6 +104,8 @@ impl KubeCluster {
             pods: BTreeMap::new(),
             externals: Vec::new(),
             records: BTreeMap::new(),
+            live: BTreeSet::new(),
+            applied: BTreeMap::new(),
             targets: BTreeMap::new(),
             execs: 0,
             scenario: String::new(),
@@ -175,6 +182,7 @@ impl KubeCluster {
             externals: Vec::new(),
             later_namespaces: Vec::new(),
             later_pods: Vec::new(),
+            live_namespaces: Vec::new(),
         };
         for a in adds {
             match a {
@@ -200,7 +208,8 @@ impl KubeCluster {
         Ok(())
     }
 
-    async fn apply_one(&self, a: &ClusterAction) -> Result<(), InfraError> {
+    /// One API call of a step; for an applied policy, the resourceVersion it left.
+    async fn apply_one(&self, a: &ClusterAction) -> Result<Option<String>, InfraError> {
         let ctx = &self.context;
         let err = |req: Req<'_>, what: String, e: kube::Error| {
             api_error(ctx, req, &e, |reason| InfraError::Apply { what, reason })
@@ -212,19 +221,21 @@ impl KubeCluster {
                     .unwrap_or_default();
                 let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
                 let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
-                api.patch(
-                    name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(manifest),
-                )
-                .await
-                .map_err(|e| {
-                    err(
-                        Req::ns("patch", "networkpolicies", ns),
-                        format!("policy {policy}"),
-                        e,
+                let applied = api
+                    .patch(
+                        name,
+                        &PatchParams::apply(MANAGER).force(),
+                        &Patch::Apply(manifest),
                     )
-                })?;
+                    .await
+                    .map_err(|e| {
+                        err(
+                            Req::ns("patch", "networkpolicies", ns),
+                            format!("policy {policy}"),
+                            e,
+                        )
+                    })?;
+                return Ok(applied.metadata.resource_version);
             }
             ClusterAction::DeletePolicy { namespace, name } => {
                 let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
@@ -279,47 +290,60 @@ impl KubeCluster {
                 });
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Before a step applies a policy in a namespace the run does not own: the policy must be
-    /// the run's own (created by it, so recorded first) — never someone else's.
+    /// Before a step applies (or deletes) a policy in a namespace the run does not own. In a
+    /// live namespace (`candidates: true`) the policy's state before is written into the record
+    /// first (its content, or that it did not exist), so teardown, cleanup after Ctrl-C and
+    /// `netreach gc` put it back exactly. In a namespace given to the run, the policy must be the
+    /// run's own (created by it, so recorded first): never someone else's.
     fn announce_policy(&mut self, namespace: &str, name: &str) -> Result<(), InfraError> {
+        let live = self.live.contains(namespace);
         let Some(record) = self.records.get(namespace) else {
             return Ok(());
         };
-        if record
+        let ours = record
             .created
             .iter()
-            .any(|(k, n)| *k == ObjKind::NetworkPolicy && n == name)
-        {
+            .any(|(k, n)| *k == ObjKind::NetworkPolicy && n == name);
+        if ours || (live && record.originals.contains_key(name)) {
             return Ok(());
         }
         let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
         let ctx = self.context.clone();
-        let exists = self
-            .rt
-            .block_on(api.get_opt(name))
-            .map_err(|e| {
-                api_error(
-                    &ctx,
-                    Req::ns("get", "networkpolicies", namespace),
-                    &e,
-                    |r| unreachable(&ctx, r),
-                )
-            })?
-            .is_some();
-        if exists {
-            return Err(InfraError::Apply {
-                what: format!("policy {namespace}/{name}"),
-                reason: "a NetworkPolicy of that name exists in this namespace and netreach did not create                          it; netreach never changes what it did not create (rename the scenario's policy)"
-                    .into(),
-            });
-        }
+        let now = self.rt.block_on(api.get_opt(name)).map_err(|e| {
+            api_error(
+                &ctx,
+                Req::ns("get", "networkpolicies", namespace),
+                &e,
+                |r| unreachable(&ctx, r),
+            )
+        })?;
         let mut record = record.clone();
-        record
-            .created
-            .push((ObjKind::NetworkPolicy, name.to_owned()));
+        match (&now, live) {
+            (Some(_), false) => {
+                return Err(InfraError::Apply {
+                    what: format!("policy {namespace}/{name}"),
+                    reason: "a NetworkPolicy of that name exists in this namespace and netreach did not create it; netreach never changes what it did not create (rename the scenario's policy)".into(),
+                });
+            }
+            (Some(np), true) => {
+                record
+                    .originals
+                    .insert(name.to_owned(), crate::record::original_of(np));
+            }
+            (None, live) => {
+                if live {
+                    record
+                        .originals
+                        .insert(name.to_owned(), serde_json::Value::Null);
+                }
+                record
+                    .created
+                    .push((ObjKind::NetworkPolicy, name.to_owned()));
+            }
+        }
         let run_id = self
             .run
             .as_ref()
@@ -334,6 +358,82 @@ impl KubeCluster {
         ))?;
         self.records.insert(namespace.to_owned(), record);
         Ok(())
+    }
+
+    /// Replaces a live policy whole with a candidate; returns the resourceVersion it left.
+    async fn replace_live(
+        &self,
+        ns: &str,
+        name: &str,
+        manifest: &serde_json::Value,
+    ) -> Result<Option<String>, InfraError> {
+        let ctx = &self.context;
+        let err = |req: Req<'_>, e: kube::Error| {
+            api_error(ctx, req, &e, |reason| InfraError::Apply {
+                what: format!("candidate policy {ns}/{name}"),
+                reason,
+            })
+        };
+        let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
+        let current = api
+            .get(name)
+            .await
+            .map_err(|e| err(Req::ns("get", "networkpolicies", ns), e))?;
+        let mut body: NetworkPolicy =
+            serde_json::from_value(manifest.clone()).map_err(|e| InfraError::Apply {
+                what: format!("candidate policy {ns}/{name}"),
+                reason: e.to_string(),
+            })?;
+        body.metadata.resource_version = current.metadata.resource_version;
+        let done = api
+            .replace(name, &kube::api::PostParams::default(), &body)
+            .await
+            .map_err(|e| err(Req::ns("update", "networkpolicies", ns), e))?;
+        Ok(done.metadata.resource_version)
+    }
+
+    /// Candidate policies must still be what netreach applied: one changed or deleted by
+    /// someone else (a GitOps controller reverting it) means the cells would not judge the
+    /// candidate, so the step stops with an error naming the policy and who changed it.
+    fn check_applied(&self) -> Result<(), InfraError> {
+        if self.applied.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.context.clone();
+        self.rt.block_on(async {
+            for ((ns, name), rv) in &self.applied {
+                let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
+                let now = api.get_opt(name).await.map_err(|e| {
+                    api_error(&ctx, Req::ns("get", "networkpolicies", ns), &e, |r| {
+                        unreachable(&ctx, r)
+                    })
+                })?;
+                let what = format!("candidate policy {ns}/{name}");
+                match now {
+                    None => {
+                        return Err(InfraError::Probe(format!("{what} was deleted by someone else while the step ran (a GitOps controller reverting it?); the step's cells would not judge the candidate: pause the controller's sync for the namespace during the run")));
+                    }
+                    Some(np) if np.metadata.resource_version.as_deref() != Some(rv.as_str()) => {
+                        let by: BTreeSet<String> = np
+                            .metadata
+                            .managed_fields
+                            .iter()
+                            .flatten()
+                            .filter_map(|m| m.manager.clone())
+                            .filter(|m| m != MANAGER)
+                            .collect();
+                        let by = if by.is_empty() {
+                            "someone else".to_owned()
+                        } else {
+                            by.into_iter().collect::<Vec<_>>().join(", ")
+                        };
+                        return Err(InfraError::Probe(format!("{what} was changed by {by} after netreach applied it (a GitOps controller reverting it?); the step's cells would not judge the candidate: pause the controller's sync for the namespace during the run")));
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Which probe pods are not the live pods that were deployed, and what happened to them.
@@ -478,14 +578,17 @@ impl Cluster for KubeCluster {
             .filter(|n| n.given)
             .map(|n| n.real.clone())
             .collect();
-        // Existing namespaces that hold real workloads: their shadow pods are recorded there.
+        // Existing namespaces that hold real workloads (their shadow pods are recorded there)
+        // or whose policies steps change (every change is recorded there first).
         let workload_namespaces: BTreeSet<String> = plan
             .pods
             .iter()
             .filter(|p| p.workload.is_some())
             .map(|p| p.namespace.clone())
+            .chain(plan.live_namespaces.iter().cloned())
             .filter(|ns| !given.contains(ns))
             .collect();
+        self.live = plan.live_namespaces.iter().cloned().collect();
         let records: BTreeMap<String, Record> = given
             .iter()
             .chain(&workload_namespaces)
@@ -647,9 +750,31 @@ impl Cluster for KubeCluster {
                         .unwrap_or_default();
                     let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
                     self.announce_policy(ns, name)?;
+                    let replaces = self.records.get(ns).is_some_and(|r| {
+                        self.live.contains(ns)
+                            && r.originals.get(name).is_some_and(|o| !o.is_null())
+                    });
+                    let rv = if replaces {
+                        // A live policy the candidate replaces: replaced whole (server-side
+                        // apply would merge the candidate into fields other managers own).
+                        self.rt.block_on(self.replace_live(ns, name, manifest))?
+                    } else {
+                        self.rt.block_on(self.apply_one(a))?
+                    };
+                    if let Some(rv) = rv.filter(|_| self.live.contains(ns)) {
+                        self.applied.insert((ns.to_owned(), name.to_owned()), rv);
+                    }
+                }
+                ClusterAction::DeletePolicy { namespace, name }
+                    if self.live.contains(namespace) =>
+                {
+                    self.announce_policy(namespace, name)?;
+                    self.rt.block_on(self.apply_one(a))?;
+                    self.applied.remove(&(namespace.clone(), name.clone()));
+                }
+                _ => {
                     self.rt.block_on(self.apply_one(a))?;
                 }
-                _ => self.rt.block_on(self.apply_one(a))?,
             }
             i += 1;
         }
@@ -664,6 +789,7 @@ impl Cluster for KubeCluster {
         if crate::live::interrupted() {
             return Err(InfraError::Interrupted);
         }
+        self.check_applied()?;
         let before = self.liveness()?;
         let mut obs = self.probe_once(probes, timeout);
         // A lost answer is not a lost connection: once more, at once.
@@ -699,6 +825,8 @@ impl Cluster for KubeCluster {
         if !dead.is_empty() {
             self.mark_not_live(probes, &mut obs, &dead);
         }
+        // Reverted during the round: its answers judged something else.
+        self.check_applied()?;
         Ok(obs)
     }
 

@@ -31,6 +31,7 @@
 //! | `NETREACH_KNOWN_DEVIATIONS` | the enforcer's documented deviations: accepted while they still occur |
 //! | `NETREACH_REPORT_DIR` | writes `junit.xml` (a testcase per step), `report.json` and `report.html` there after the run |
 //! | `NETREACH_KEEP_ON_FAILURE=1` | leaves a failed scenario's namespaces for its repro commands |
+//! | `NETREACH_LIVE_POLICIES=1` | lets steps apply candidate policies in live namespaces (`candidates: true`; restored after the run); without it such a scenario fails, naming the step |
 //!
 //! Ctrl-C (or SIGTERM) deletes what the running scenarios created before the process exits.
 //! A scenario that fails prints its report (the disagreeing cells with their repro commands and
@@ -185,6 +186,19 @@ impl Harness {
                 "NETREACH_CONTEXT is not set; cluster tests run only against a context named explicitly",
             ));
         };
+        if std::env::var_os("NETREACH_LIVE_POLICIES").is_none_or(|v| v != "1")
+            && let Some((step, namespaces)) = s.live_changes().into_iter().next()
+        {
+            let namespaces: Vec<&str> = namespaces.into_iter().collect();
+            return Err(format!(
+                "step {} (\"{}\", line {}) changes the policies of live namespace(s) {}, which affects real traffic there while it runs; set NETREACH_LIVE_POLICIES=1 to allow it (netreach restores every policy it changes there exactly)",
+                step.index,
+                step.name,
+                step.line,
+                namespaces.join(", ")
+            )
+            .into());
+        }
         let mut opts = RunOptions {
             keep_on_failure: std::env::var_os("NETREACH_KEEP_ON_FAILURE").is_some(),
             ..RunOptions::new(Naming::PerRun {

@@ -83,6 +83,8 @@ fn main() {
 
 #[path = "scenarios/audit.rs"]
 mod audit;
+#[path = "scenarios/candidates.rs"]
+mod candidates;
 #[path = "scenarios/faults.rs"]
 mod faults;
 #[path = "scenarios/lifecycle.rs"]

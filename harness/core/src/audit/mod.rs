@@ -225,6 +225,7 @@ impl Inventory {
                     name: name.clone(),
                     labels: labels.clone(),
                     existing: false,
+                    candidates: false,
                 })
                 .collect(),
             pods: w

@@ -175,6 +175,9 @@ pub struct Namespace {
     pub labels: BTreeMap<String, String>,
     /// Exists in the cluster already; never created, renamed, relabelled or deleted.
     pub existing: bool,
+    /// An `existing` namespace where steps may apply candidate policies (restored afterwards).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub candidates: bool,
 }
 
 /// A probe pod.
@@ -464,6 +467,29 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The steps that change live namespaces (`existing: true, candidates: true`), each with
+    /// the namespaces whose policies it applies, replaces or deletes: they affect real traffic
+    /// while they are in force, so a run needs explicit consent (`--live-policies`).
+    pub fn live_changes(&self) -> Vec<(&Step, BTreeSet<&str>)> {
+        let live = |ns: &str| self.namespace(ns).is_some_and(|n| n.existing);
+        self.steps
+            .iter()
+            .filter_map(|st| {
+                let namespaces: BTreeSet<&str> = st
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::ApplyPolicy(p) | Action::ReplacePolicy(p) => Some(p.ns.as_str()),
+                        Action::DeletePolicy(r) => Some(r.ns.as_str()),
+                        _ => None,
+                    })
+                    .filter(|ns| live(ns))
+                    .collect();
+                (!namespaces.is_empty()).then_some((st, namespaces))
+            })
+            .collect()
+    }
+
     /// Whether a cell goes from or to a real workload (`workload:`): the live policies around
     /// it are not in the scenario, so the specification has no opinion on it.
     pub fn touches_workload(&self, k: &CellKey) -> bool {

@@ -24,6 +24,8 @@ pub struct PolicyContext<'a> {
     pub pods: &'a BTreeSet<PodId>,
     /// Declared external endpoints.
     pub externals: &'a BTreeSet<String>,
+    /// `existing` namespaces where steps may apply candidate policies (`candidates: true`).
+    pub candidates: &'a BTreeSet<String>,
     /// An audit: policies are read from a cluster (or its manifests), so any namespace name is
     /// one of its own and `namespaces` is not consulted.
     pub any_namespace: bool,
@@ -32,6 +34,7 @@ pub struct PolicyContext<'a> {
 static NO_NAMESPACES: BTreeMap<String, bool> = BTreeMap::new();
 static NO_PODS: BTreeSet<PodId> = BTreeSet::new();
 static NO_EXTERNALS: BTreeSet<String> = BTreeSet::new();
+static NO_CANDIDATES: BTreeSet<String> = BTreeSet::new();
 
 impl PolicyContext<'static> {
     /// An audit's context: any namespace name is the cluster's own; no scenario pods or
@@ -41,6 +44,7 @@ impl PolicyContext<'static> {
             namespaces: &NO_NAMESPACES,
             pods: &NO_PODS,
             externals: &NO_EXTERNALS,
+            candidates: &NO_CANDIDATES,
             any_namespace: true,
         }
     }
@@ -201,13 +205,14 @@ pub fn check_namespace(
             .help(declared_help(cx.namespaces.keys()));
             false
         }
+        Some(true) if cx.candidates.contains(&ns.value) => true,
         Some(true) => {
             sink.error_at(
                 Code::ExistingNamespace,
                 ns,
                 format!("{what} would be applied in `{}`, a namespace that is not the scenario's", ns.value),
             )
-            .help("netreach never changes namespaces marked `existing`; put the policy in one of the scenario's own namespaces");
+            .help(format!("netreach never changes namespaces marked `existing`; put the policy in one of the scenario's own namespaces, or, to try a candidate policy on the live namespace before a rollout, declare it `{{name: {}, existing: true, candidates: true}}` (restored after the run; see `--live-policies`)", ns.value));
             false
         }
         Some(false) => true,

@@ -58,6 +58,60 @@ pub struct StepReport {
     pub converge_ms: Option<u64>,
     /// Every judged cell.
     pub results: Vec<CellResult>,
+    /// For a step that changes live namespaces' policies (candidates): what it opened and
+    /// closed, compared with the step before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveChange>,
+}
+
+/// What a candidate step changed in live namespaces, cell by cell, against the step before.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LiveChange {
+    /// The live namespaces whose policies the step changed.
+    pub namespaces: Vec<String>,
+    /// The step compared with (absent: it is the first step, so there is no "before").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_step: Option<usize>,
+    /// Cells blocked before and allowed with the candidate.
+    pub opened: Vec<String>,
+    /// Cells allowed before and blocked with the candidate.
+    pub closed: Vec<String>,
+    /// Cells probed in both steps whose observation stayed allowed or blocked.
+    pub unchanged: usize,
+}
+
+impl LiveChange {
+    /// Compares a candidate step's results with the step before's (cells probed in both,
+    /// observed allowed or blocked in both).
+    pub fn between(
+        namespaces: Vec<String>,
+        before: Option<&StepReport>,
+        after: &StepReport,
+    ) -> LiveChange {
+        let mut out = LiveChange {
+            namespaces,
+            before_step: before.map(|b| b.index),
+            ..LiveChange::default()
+        };
+        let Some(before) = before else {
+            return out;
+        };
+        let was: BTreeMap<&crate::model::CellKey, crate::verdict::Observed> = before
+            .results
+            .iter()
+            .map(|r| (&r.cell, r.observed))
+            .collect();
+        use crate::verdict::Observed::{Allowed, Blocked};
+        for r in &after.results {
+            match (was.get(&r.cell), r.observed) {
+                (Some(Blocked), Allowed) => out.opened.push(r.cell.to_string()),
+                (Some(Allowed), Blocked) => out.closed.push(r.cell.to_string()),
+                (Some(Allowed), Allowed) | (Some(Blocked), Blocked) => out.unchanged += 1,
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 impl StepReport {
@@ -74,6 +128,7 @@ impl StepReport {
             rounds: 0,
             converge_ms: None,
             results,
+            live: None,
         }
     }
 
@@ -352,5 +407,52 @@ mod tests {
         assert_eq!(unsup.status, ScenarioStatus::Unsupported);
         assert_eq!(exit_code(&[unsup]), exit::UNSUPPORTED);
         assert_eq!(exit_code(&[]), exit::SUCCESS);
+    }
+
+    #[test]
+    fn a_candidate_step_reports_what_it_opened_and_closed_against_the_step_before() {
+        use crate::verdict::Observed;
+        let mut before = testdata::mismatch().steps[0].clone();
+        assert!(before.results.len() >= 4, "the fixture probes enough cells");
+        for (i, r) in before.results.iter_mut().enumerate() {
+            r.observed = if i % 2 == 0 {
+                Observed::Allowed
+            } else {
+                Observed::Blocked
+            };
+        }
+        let mut after = before.clone();
+        after.index = 2;
+        // Cell 0 closes, cell 1 opens, cell 2 becomes an error (not compared), the rest stay.
+        after.results[0].observed = Observed::Blocked;
+        after.results[1].observed = Observed::Allowed;
+        after.results[2].observed = Observed::Error;
+        let cell = |i: usize| before.results[i].cell.to_string();
+        let of = |what: &str| -> Vec<String> {
+            match what {
+                "closed" => vec![cell(0)],
+                _ => vec![cell(1)],
+            }
+        };
+        let flipped = [0, 1, 2];
+        let l = LiveChange::between(vec!["prod".into()], Some(&before), &after);
+        assert_eq!(l.before_step, Some(1));
+        assert_eq!(l.opened, of("opened"));
+        assert_eq!(l.closed, of("closed"));
+        assert_eq!(l.unchanged, before.results.len() - flipped.len());
+        after.live = Some(l);
+        let mut text = String::new();
+        crate::report::text::render_step(&mut text, &after);
+        assert!(
+            text.contains("candidate policies in live namespace(s) prod, against step 1: 1 cell(s) opened, 1 closed"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("closed {}", of("closed")[0])),
+            "{text}"
+        );
+        // The first step has nothing to compare with, and says so.
+        let first = LiveChange::between(vec!["prod".into()], None, &before);
+        assert_eq!((first.before_step, first.opened.len()), (None, 0));
     }
 }

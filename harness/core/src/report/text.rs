@@ -121,6 +121,7 @@ pub fn render_step_with(out: &mut String, s: &StepReport, o: TextOptions) {
     };
     if s.is_clean() {
         let _ = writeln!(out, "  {title}: {} cell(s) agree{timing}", s.counts.pass);
+        render_live(out, s);
         render_agreeing_against_spec(out, s);
         return;
     }
@@ -141,6 +142,7 @@ pub fn render_step_with(out: &mut String, s: &StepReport, o: TextOptions) {
     for group in group_cells(&bad) {
         render_group(out, &group, o);
     }
+    render_live(out, s);
     render_agreeing_against_spec(out, s);
     for (group, cells) in groups(&s.results) {
         if cells.iter().all(|r| r.status == Status::Pass) {
@@ -158,6 +160,34 @@ pub fn render_step_with(out: &mut String, s: &StepReport, o: TextOptions) {
             "comparison: . agrees, X disagrees, U unsupported, E error; --verbose adds the expected and observed tables"
         }
     );
+}
+
+/// A candidate step's change to live namespaces: the cells it opened and closed.
+fn render_live(out: &mut String, s: &StepReport) {
+    let Some(l) = &s.live else {
+        return;
+    };
+    let ns = l.namespaces.join(", ");
+    let Some(before) = l.before_step else {
+        let _ = writeln!(
+            out,
+            "    candidate policies in live namespace(s) {ns}: no step before this one to compare with (add a step that probes the namespace as it is)"
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "    candidate policies in live namespace(s) {ns}, against step {before}: {} cell(s) opened, {} closed, {} unchanged",
+        l.opened.len(),
+        l.closed.len(),
+        l.unchanged
+    );
+    for c in &l.opened {
+        let _ = writeln!(out, "      opened {c}");
+    }
+    for c in &l.closed {
+        let _ = writeln!(out, "      closed {c}");
+    }
 }
 
 /// Cells that disagree the same way into the same target (same expectation and its origin,

@@ -13,7 +13,7 @@ use crate::engine::{self, Explanation, World};
 use crate::model::{CellKey, Expected, Origin, Scenario};
 use crate::names::Naming;
 use crate::probe::ProbeTimeout;
-use crate::report::{ScenarioReport, StepReport};
+use crate::report::{LiveChange, ScenarioReport, StepReport};
 use crate::verdict::{CellResult, Counts, SpecOpinion, Status, judge_cell};
 
 /// Something the runner did, for progress reporting.
@@ -329,6 +329,7 @@ pub fn run_scenario(
                     ));
                 }
             }
+            let live = s.live_changes();
             for (step, world) in s.steps.iter().zip(&worlds) {
                 if failed {
                     let (step, _) = judged(s, step, world, &bindings, opts);
@@ -379,6 +380,12 @@ pub fn run_scenario(
                     index: step.index,
                     counts: sr.counts,
                 });
+                if let Some((_, namespaces)) = live.iter().find(|(st, _)| st.index == step.index)
+                    && sr.error.is_none()
+                {
+                    let namespaces = namespaces.iter().map(|n| (*n).to_owned()).collect();
+                    sr.live = Some(LiveChange::between(namespaces, report.steps.last(), &sr));
+                }
                 report.steps.push(sr);
             }
         }

@@ -102,6 +102,12 @@ pub struct RawNamespace {
     /// it keeps its name and is never created, relabelled or deleted.
     #[serde(default)]
     pub existing: bool,
+    /// Steps may apply candidate policies in this `existing` namespace (the rollout check):
+    /// netreach records each policy it creates or changes there and restores it exactly at the
+    /// end, on failure and on Ctrl-C. Real traffic in the namespace is affected while they are
+    /// in force, so `netreach run` also wants `--live-policies`.
+    #[serde(default)]
+    pub candidates: bool,
 }
 
 /// A probe pod.

@@ -116,11 +116,23 @@ fn check_namespaces(
             )
             .help("remove `labels`, or drop `existing: true` to let netreach create the namespace");
         }
+        if ns.candidates && !ns.existing {
+            sink.error_at(
+                Code::Conflict,
+                name,
+                format!(
+                    "namespace `{}` has `candidates: true` but is not `existing`",
+                    name.value
+                ),
+            )
+            .help("`candidates` lets steps try policies in a namespace that already exists; steps apply policies in the scenario's own namespaces without it");
+        }
         if name_ok {
             namespaces.push(Namespace {
                 name: name.value.clone(),
                 labels: ns.labels.plain(),
                 existing: ns.existing,
+                candidates: ns.candidates,
             });
         }
     }

@@ -39,10 +39,17 @@ pub(super) fn validate(raw: &RawScenario, sink: &mut Sink<'_>, loader: Loader<'_
     scenario.absent_at_start = super::members::absent_at_start(&scenario, raw_steps);
     let pod_ids: BTreeSet<PodId> = scenario.pods.iter().map(|p| p.id.clone()).collect();
     let ext_names: BTreeSet<String> = scenario.externals.iter().map(|e| e.name.clone()).collect();
+    let candidates: BTreeSet<String> = scenario
+        .namespaces
+        .iter()
+        .filter(|n| n.existing && n.candidates)
+        .map(|n| n.name.clone())
+        .collect();
     let pcx = PolicyContext {
         namespaces: &namespaces,
         pods: &pod_ids,
         externals: &ext_names,
+        candidates: &candidates,
         any_namespace: false,
     };
     let sources = PolicySources::new(&scenario.path, loader);

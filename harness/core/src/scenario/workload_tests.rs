@@ -133,3 +133,83 @@ fn a_workloads_probes_run_in_the_pod_the_bindings_name_and_go_to_its_address() {
     assert_eq!(b.unbind_namespace("prod").len(), 2);
     assert!(b.exec_pods.is_empty() && !b.pod_ips.contains_key(&api));
 }
+
+/// A scenario that tries a candidate policy in a live namespace, `candidates` on or off.
+fn candidate(candidates: &str) -> String {
+    format!(
+        "version: 1
+namespaces:
+  - {{name: prod, existing: true{candidates}}}
+pods:
+  - {{name: web, namespace: prod, workload: {{app: web}}, ports: [80/tcp]}}
+  - {{name: db, namespace: prod, workload: {{app: db}}, ports: [5432/tcp]}}
+steps:
+  - name: as it is
+    expect:
+      - default: block
+      - allow: {{from: prod/web, to: prod/db, port: 5432/tcp}}
+  - name: candidate
+    apply:
+      - inline:
+          apiVersion: networking.k8s.io/v1
+          kind: NetworkPolicy
+          metadata: {{name: deny, namespace: prod}}
+          spec: {{podSelector: {{}}, policyTypes: [Ingress]}}
+    expect:
+      - default: block
+"
+    )
+}
+
+#[test]
+fn candidate_policies_go_only_into_live_namespaces_that_say_so() {
+    let off = load_str(
+        Path::new("scn/c.yaml"),
+        &candidate(""),
+        &MemReader::default(),
+    );
+    let d = &off.diagnostics.0;
+    assert!(
+        d.iter().any(|d| d.code == Code::ExistingNamespace
+            && d.help.iter().any(|h| h.contains("candidates: true"))),
+        "{}",
+        off.diagnostics.render(false)
+    );
+    let on = load_str(
+        Path::new("scn/c.yaml"),
+        &candidate(", candidates: true"),
+        &MemReader::default(),
+    );
+    assert!(
+        !on.diagnostics.has_errors(),
+        "{}",
+        on.diagnostics.render(false)
+    );
+    let s = on.scenario.expect("valid");
+    let live = s.live_changes();
+    assert_eq!(live.len(), 1, "only the candidate step changes prod");
+    assert_eq!(live[0].0.index, 2);
+    assert_eq!(live[0].1.iter().copied().collect::<Vec<_>>(), ["prod"]);
+    let plan = crate::cluster::DeployPlan::new(
+        &s,
+        &crate::names::Naming::PerRun {
+            run_id: "r1".into(),
+        },
+        "r1",
+    );
+    assert_eq!(plan.live_namespaces, ["prod"]);
+    // A namespace of the scenario's own cannot be a live one.
+    let own = load_str(
+        Path::new("scn/c.yaml"),
+        "version: 1\nnamespaces:\n  - {name: x, candidates: true}\npods:\n  - {name: a, namespace: x, ports: [80/tcp]}\nsteps:\n  - expect:\n      - default: allow\n",
+        &MemReader::default(),
+    );
+    assert!(
+        own.diagnostics
+            .0
+            .iter()
+            .any(|d| d.code == Code::Conflict && d.message.contains("not `existing`")),
+        "{}",
+        own.diagnostics.render(false)
+    );
+}

@@ -40,6 +40,7 @@ pub fn load_back(
         namespaces: &namespaces,
         pods: &pods,
         externals: &externals,
+        candidates: &BTreeSet::new(),
         any_namespace: false,
     };
     let mut out = Vec::new();

@@ -51,6 +51,14 @@ pub struct RunArgs {
     /// labels the scenario declares for it. See docs/rbac.md for the Role this needs.
     #[arg(long = "namespace", value_name = "LOGICAL=REAL")]
     pub namespaces: Vec<String>,
+    /// Let steps apply candidate policies in live namespaces (`existing: true, candidates:
+    /// true`), the rollout check. Real traffic in those namespaces is affected while a candidate
+    /// is in force. netreach records each policy there before it changes it (ConfigMap
+    /// `netreach-run-<id>`) and restores it exactly at the end, on failure, on Ctrl-C/SIGTERM,
+    /// or with `netreach gc` after a crash; it stops a step whose candidate someone else
+    /// changed meanwhile (a GitOps controller reverting it).
+    #[arg(long)]
+    pub live_policies: bool,
     /// A label for every namespace netreach creates, `key=value` (repeatable), e.g.
     /// `pod-security.kubernetes.io/enforce=restricted`. The specification sees it too.
     #[arg(long = "namespace-label", value_name = "KEY=VALUE")]
@@ -224,6 +232,22 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
             return Ok(exit::USAGE);
         }
     };
+    if !args.live_policies {
+        for s in &scenarios {
+            if let Some((step, namespaces)) = s.live_changes().into_iter().next() {
+                let namespaces: Vec<&str> = namespaces.into_iter().collect();
+                eprintln!(
+                    "netreach run: scenario {} step {} (\"{}\", line {}) changes the policies of live namespace(s) {}, which affects real traffic there while it runs; pass --live-policies to allow it (netreach restores every policy it changes there exactly, also on Ctrl-C; see docs/scenarios.md \"Candidate policies\")",
+                    s.full_name(),
+                    step.index,
+                    step.name,
+                    step.line,
+                    namespaces.join(", ")
+                );
+                return Ok(exit::USAGE);
+            }
+        }
+    }
     let mut given = std::collections::BTreeMap::new();
     for m in &args.namespaces {
         let Some((l, r)) = m

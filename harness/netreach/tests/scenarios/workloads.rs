@@ -24,17 +24,24 @@ use super::support::{
 pub type Body = fn(&str) -> Result<(), Failed>;
 
 /// The tests of this group.
-pub const TESTS: [(&str, Body); 1] = [(
-    "real-deployments-are-probed-and-left-untouched",
-    real_deployments_are_probed_and_left_untouched,
-)];
+pub const TESTS: [(&str, Body); 2] = [
+    (
+        "real-deployments-are-probed-and-left-untouched",
+        real_deployments_are_probed_and_left_untouched,
+    ),
+    (
+        "candidate-policies-are-judged-and-restored-exactly",
+        super::candidates::candidate_policies_are_judged_and_restored_exactly,
+    ),
+];
 
 const SA: &str = "workloads-runner";
 
 /// Deletes the test's namespace and binding, also when it fails.
-struct Cleanup<'a> {
-    admin: &'a str,
-    ns: String,
+pub(super) struct Cleanup<'a> {
+    pub admin: &'a str,
+    pub ns: String,
+    pub sa: &'static str,
 }
 
 impl Drop for Cleanup<'_> {
@@ -45,7 +52,7 @@ impl Drop for Cleanup<'_> {
             let _ = nss.delete(&self.ns, &DeleteParams::default()).await;
             Ok::<_, Failed>(())
         });
-        remove_cluster_binding(self.admin, SA);
+        remove_cluster_binding(self.admin, self.sa);
     }
 }
 
@@ -80,7 +87,7 @@ where
 /// Everything of the namespace that a run must not change, in words: Deployments and
 /// ReplicaSets (generation, replicas, ready), pods (UID, restarts), Services and policies (UID,
 /// resourceVersion), ConfigMaps (a run record left behind would show).
-fn state(admin: &str, ns: &str) -> Result<BTreeMap<String, String>, Failed> {
+pub(super) fn state(admin: &str, ns: &str) -> Result<BTreeMap<String, String>, Failed> {
     let versioned =
         |m: &kube::api::ObjectMeta| format!("uid {:?} version {:?}", m.uid, m.resource_version);
     rt().block_on(async {
@@ -135,7 +142,7 @@ fn state(admin: &str, ns: &str) -> Result<BTreeMap<String, String>, Failed> {
 }
 
 /// Waits until `n` pods of `ns` are Ready (a workload's pod is chosen only once it is).
-fn wait_ready(admin: &str, ns: &str, n: usize) -> Result<(), Failed> {
+pub(super) fn wait_ready(admin: &str, ns: &str, n: usize) -> Result<(), Failed> {
     rt().block_on(async {
         let c = client(admin).await?;
         let api: Api<Pod> = Api::namespaced(c, ns);
@@ -187,7 +194,7 @@ steps:
 }
 
 /// Runs the binary as the ServiceAccount; (exit code, stdout, stderr).
-fn run(sa: &super::support::Sa, args: &[&str]) -> Result<(i32, String, String), Failed> {
+pub(super) fn run(sa: &super::support::Sa, args: &[&str]) -> Result<(i32, String, String), Failed> {
     let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
         .args(["run", "--context", &sa.context])
         .args(args)
@@ -212,6 +219,7 @@ fn real_deployments_are_probed_and_left_untouched(admin: &str) -> Result<(), Fai
     let _cleanup = Cleanup {
         admin,
         ns: ns.clone(),
+        sa: SA,
     };
     let mut objs: Vec<Value> = vec![json!({
         "apiVersion": "v1", "kind": "Namespace",
