@@ -10,7 +10,9 @@
 //! 2. interrupted with SIGINT while the candidate is in force: exit 130, the same afterwards;
 //! 3. with a candidate policy changed by someone else mid-step (as a GitOps controller reverting
 //!    it would): the step stops with an error naming the policy and who changed it (exit 4),
-//!    and the same afterwards.
+//!    and the same afterwards;
+//! 4. killed (SIGKILL) while the candidate is in force: `netreach gc` restores the same from the
+//!    run record once its heartbeat is stale.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -325,5 +327,32 @@ pub(super) fn candidate_policies_are_judged_and_restored_exactly(
         format!("a reverted candidate: exit {code}, naming it and who changed it\n{out}\n{err}"),
     )?;
     restored(admin, &ns, &before, "reverted candidate")?;
+
+    // 4. A crash (SIGKILL) while the candidate is in force: the record stays behind, and
+    //    `netreach gc` restores from it once the heartbeat is stale.
+    let mut child = spawn(&sa, &["--live-policies", "--probe-timeout", "8", &file])?;
+    wait_candidate(admin, &ns, &mut child)?;
+    child.kill().map_err(|e| format!("SIGKILL: {e}"))?;
+    let _ = child.wait();
+    check(
+        policies(admin, &ns)?.contains_key("default-deny"),
+        "after SIGKILL the candidate should still be in force (nothing could restore it)",
+    )?;
+    std::thread::sleep(Duration::from_secs(6));
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(["gc", "--context", &sa.context, "--stale-after", "5"])
+        .env("KUBECONFIG", &sa.kubeconfig)
+        .output()
+        .map_err(|e| format!("netreach gc: {e}"))?;
+    check(
+        out.status.success(),
+        format!(
+            "gc after a crash: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )?;
+    restored(admin, &ns, &before, "gc after a crash")?;
     Ok(())
 }
