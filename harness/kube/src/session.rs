@@ -840,7 +840,20 @@ impl Cluster for KubeCluster {
         let patch = json!({"metadata": {"labels": {KEPT_LABEL: "true"}, "annotations": {HEARTBEAT_ANNOTATION: now_secs().to_string()}}});
         let ctx = self.context.clone();
         let client = self.client.clone();
+        // Live namespaces are never kept changed: real traffic goes through them. Their
+        // candidate policies (and shadow pods) are undone even when the run keeps the rest.
+        let live = std::mem::take(&mut self.live);
         self.rt.block_on(async {
+            let mut failed = Vec::new();
+            for ns in &live {
+                failed.extend(crate::record::undo(&client, ns, &run.run_id).await.failed);
+            }
+            if !failed.is_empty() {
+                return Err(InfraError::Teardown(format!(
+                    "restoring the live namespaces: {}",
+                    failed.join("; ")
+                )));
+            }
             for n in run.namespaces() {
                 api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -850,7 +863,7 @@ impl Cluster for KubeCluster {
                         })
                     })?;
             }
-            for n in run.records() {
+            for n in run.records().into_iter().filter(|n| !live.contains(n)) {
                 let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
                 cms.patch(
                     &record_name(&run.run_id),

@@ -11,6 +11,7 @@
 //! 3. with a candidate policy changed by someone else mid-step (as a GitOps controller reverting
 //!    it would): the step stops with an error naming the policy and who changed it (exit 4),
 //!    and the same afterwards;
+//!    (`--keep` restores the live namespace too: it is never kept changed);
 //! 4. killed (SIGKILL) while the candidate is in force: `netreach gc` restores the same from the
 //!    run record once its heartbeat is stale.
 
@@ -327,6 +328,11 @@ pub(super) fn candidate_policies_are_judged_and_restored_exactly(
         format!("a reverted candidate: exit {code}, naming it and who changed it\n{out}\n{err}"),
     )?;
     restored(admin, &ns, &before, "reverted candidate")?;
+
+    // `--keep` keeps what the run made in its own namespaces, never a live namespace changed.
+    let (code, out, err) = run(&sa, &["--live-policies", "--keep", &file])?;
+    check(code == 0, format!("--keep: exit {code}\n{out}\n{err}"))?;
+    restored(admin, &ns, &before, "run with --keep")?;
 
     // 4. A crash (SIGKILL) while the candidate is in force: the record stays behind, and
     //    `netreach gc` restores from it once the heartbeat is stale.
