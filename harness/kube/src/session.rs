@@ -386,7 +386,14 @@ impl KubeCluster {
             })?;
         body.metadata.resource_version = current.metadata.resource_version;
         let done = api
-            .replace(name, &kube::api::PostParams::default(), &body)
+            .replace(
+                name,
+                &kube::api::PostParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..kube::api::PostParams::default()
+                },
+                &body,
+            )
             .await
             .map_err(|e| err(Req::ns("update", "networkpolicies", ns), e))?;
         Ok(done.metadata.resource_version)
