@@ -24,9 +24,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use libtest_mimic::Failed;
 use serde_json::{Value, json};
 
-use super::audit::{create, policy, service, workload};
+use super::audit::{create, policy};
 use super::support::{Sa, check, client, rt, scratch, service_account, shipped_rules};
-use super::workloads::{Cleanup, run, state, wait_ready};
+use super::workloads::{Cleanup, run, state, three_tier, wait_ready};
 
 const SA: &str = "candidates-runner";
 
@@ -182,32 +182,12 @@ fn finish(child: std::process::Child) -> Result<(i32, String, String), Failed> {
 pub(super) fn candidate_policies_are_judged_and_restored_exactly(
     admin: &str,
 ) -> Result<(), Failed> {
-    let id = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
-    );
-    let ns = format!("rc-{id}");
+    let (id, ns, mut objs) = three_tier("rc");
     let _cleanup = Cleanup {
         admin,
         ns: ns.clone(),
         sa: SA,
     };
-    let mut objs: Vec<Value> = vec![json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}
-    })];
-    for (name, port) in [("frontend", 80), ("api", 8080), ("db", 5432)] {
-        objs.push(workload(
-            "Deployment",
-            &ns,
-            name,
-            json!({"app": name, "tier": name}),
-            (port, "serve"),
-        ));
-        objs.push(service(&ns, name, name, port, "serve"));
-    }
     let mut live = policy(
         &ns,
         "db-from-api",

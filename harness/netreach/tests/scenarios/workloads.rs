@@ -208,19 +208,17 @@ pub(super) fn run(sa: &super::support::Sa, args: &[&str]) -> Result<(i32, String
     ))
 }
 
-fn real_deployments_are_probed_and_left_untouched(admin: &str) -> Result<(), Failed> {
+/// A small real app as a user would deploy it: a PodSecurity `restricted` namespace
+/// `<prefix>-<id>` with three ordinary Deployments (frontend:80, api:8080, db:5432), each with a
+/// Service. Returns the id, the namespace and the objects (policies are the caller's to add).
+pub(super) fn three_tier(prefix: &str) -> (String, String, Vec<Value>) {
     let id = format!(
         "{:x}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
     );
-    let ns = format!("rw-{id}");
-    let _cleanup = Cleanup {
-        admin,
-        ns: ns.clone(),
-        sa: SA,
-    };
+    let ns = format!("{prefix}-{id}");
     let mut objs: Vec<Value> = vec![json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}
@@ -235,6 +233,16 @@ fn real_deployments_are_probed_and_left_untouched(admin: &str) -> Result<(), Fai
         ));
         objs.push(service(&ns, name, name, port, "serve"));
     }
+    (id, ns, objs)
+}
+
+fn real_deployments_are_probed_and_left_untouched(admin: &str) -> Result<(), Failed> {
+    let (id, ns, mut objs) = three_tier("rw");
+    let _cleanup = Cleanup {
+        admin,
+        ns: ns.clone(),
+        sa: SA,
+    };
     objs.push(policy(
         &ns,
         "db-from-api",
