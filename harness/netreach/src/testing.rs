@@ -187,15 +187,10 @@ impl Harness {
             ));
         };
         if std::env::var_os("NETREACH_LIVE_POLICIES").is_none_or(|v| v != "1")
-            && let Some((step, namespaces)) = s.live_changes().into_iter().next()
+            && let Some(why) = s.live_consent()
         {
-            let namespaces: Vec<&str> = namespaces.into_iter().collect();
             return Err(format!(
-                "step {} (\"{}\", line {}) changes the policies of live namespace(s) {}, which affects real traffic there while it runs; set NETREACH_LIVE_POLICIES=1 to allow it (netreach restores every policy it changes there exactly)",
-                step.index,
-                step.name,
-                step.line,
-                namespaces.join(", ")
+                "{why}; set NETREACH_LIVE_POLICIES=1 to allow it (netreach restores every policy it changes there exactly)"
             )
             .into());
         }

@@ -467,6 +467,19 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Why a run of this scenario needs consent to change live namespaces, in words (the first
+    /// step that does), or `None`. Callers add how to give it (`--live-policies`, ...).
+    pub fn live_consent(&self) -> Option<String> {
+        let (step, namespaces) = self.live_changes().into_iter().next()?;
+        Some(format!(
+            "step {} (\"{}\", line {}) changes the policies of live namespace(s) {}, which affects real traffic there while it runs",
+            step.index,
+            step.name,
+            step.line,
+            namespaces.into_iter().collect::<Vec<_>>().join(", ")
+        ))
+    }
+
     /// The steps that change live namespaces (`existing: true, candidates: true`), each with
     /// the namespaces whose policies it applies, replaces or deletes: they affect real traffic
     /// while they are in force, so a run needs explicit consent (`--live-policies`).

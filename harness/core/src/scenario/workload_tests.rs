@@ -190,6 +190,11 @@ fn candidate_policies_go_only_into_live_namespaces_that_say_so() {
     assert_eq!(live.len(), 1, "only the candidate step changes prod");
     assert_eq!(live[0].0.index, 2);
     assert_eq!(live[0].1.iter().copied().collect::<Vec<_>>(), ["prod"]);
+    let why = s.live_consent().expect("consent needed");
+    assert!(
+        why.starts_with("step 2 (\"candidate\", line ") && why.contains("live namespace(s) prod"),
+        "{why}"
+    );
     let plan = crate::cluster::DeployPlan::new(
         &s,
         &crate::names::Naming::PerRun {

@@ -234,15 +234,10 @@ pub fn main(args: &RunArgs) -> anyhow::Result<i32> {
     };
     if !args.live_policies {
         for s in &scenarios {
-            if let Some((step, namespaces)) = s.live_changes().into_iter().next() {
-                let namespaces: Vec<&str> = namespaces.into_iter().collect();
+            if let Some(why) = s.live_consent() {
                 eprintln!(
-                    "netreach run: scenario {} step {} (\"{}\", line {}) changes the policies of live namespace(s) {}, which affects real traffic there while it runs; pass --live-policies to allow it (netreach restores every policy it changes there exactly, also on Ctrl-C; see docs/scenarios.md \"Candidate policies\")",
-                    s.full_name(),
-                    step.index,
-                    step.name,
-                    step.line,
-                    namespaces.join(", ")
+                    "netreach run: scenario {}: {why}; pass --live-policies to allow it (netreach restores every policy it changes there exactly, also on Ctrl-C; see docs/scenarios.md \"Candidate policies\")",
+                    s.full_name()
                 );
                 return Ok(exit::USAGE);
             }
