@@ -855,12 +855,6 @@ impl Cluster for KubeCluster {
             for ns in &live {
                 failed.extend(crate::record::undo(&client, ns, &run.run_id).await.failed);
             }
-            if !failed.is_empty() {
-                return Err(InfraError::Teardown(format!(
-                    "restoring the live namespaces: {}",
-                    failed.join("; ")
-                )));
-            }
             for n in run.namespaces() {
                 api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -884,7 +878,16 @@ impl Cluster for KubeCluster {
                     })
                 })?;
             }
-            Ok(())
+            // What could not be restored is still in its record, for `netreach gc`; the rest
+            // is marked kept all the same.
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(InfraError::Teardown(format!(
+                    "restoring the live namespaces: {}",
+                    failed.join("; ")
+                )))
+            }
         })
     }
 
